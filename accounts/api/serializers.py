@@ -1,0 +1,99 @@
+from rest_framework import serializers
+
+from accounts.models import LedgerEntry, User, Wallet
+
+
+class MoneyInputField(serializers.DecimalField):
+    """A money amount in a request: a JSON number or a numeric string, > 0, 8 places."""
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("max_digits", 20)
+        kwargs.setdefault("decimal_places", 8)
+        kwargs.setdefault("min_value", None)
+        super().__init__(**kwargs)
+
+    def to_internal_value(self, data):
+        value = super().to_internal_value(data)
+        if value <= 0:
+            raise serializers.ValidationError("Must be greater than zero.")
+        return value
+
+
+class RegisterInputSerializer(serializers.Serializer):
+    email = serializers.EmailField()
+    password = serializers.CharField(write_only=True, min_length=8, style={"input_type": "password"})
+    first_name = serializers.CharField(required=False, allow_blank=True, max_length=150, default="")
+    last_name = serializers.CharField(required=False, allow_blank=True, max_length=150, default="")
+    referral_code = serializers.CharField(required=False, allow_blank=True, max_length=16, default="",
+                                          help_text="The sponsor's referral code; empty places "
+                                                    "the member under the company root.")
+
+
+class TokenInputSerializer(serializers.Serializer):
+    email = serializers.EmailField()
+    password = serializers.CharField(write_only=True, style={"input_type": "password"})
+
+
+class TokenOutputSerializer(serializers.Serializer):
+    token = serializers.CharField()
+
+
+class MeSerializer(serializers.ModelSerializer):
+    sponsor = serializers.SerializerMethodField()
+
+    class Meta:
+        model = User
+        fields = ["id", "email", "first_name", "last_name", "referral_code", "sponsor",
+                  "balance_active", "balance_passive", "date_joined"]
+        read_only_fields = fields
+
+    def get_sponsor(self, user) -> str | None:
+        sponsor = user.sponsor
+        if sponsor is None or sponsor.is_system_root:
+            return None
+        return sponsor.email
+
+
+class RegisterOutputSerializer(serializers.Serializer):
+    user = MeSerializer()
+    token = serializers.CharField()
+
+
+class LedgerEntrySerializer(serializers.ModelSerializer):
+    class Meta:
+        model = LedgerEntry
+        fields = ["id", "wallet", "amount", "balance_after", "reason", "description", "created_at"]
+        read_only_fields = fields
+
+
+class LedgerFilterSerializer(serializers.Serializer):
+    wallet = serializers.ChoiceField(choices=Wallet.choices, required=False)
+
+
+class TransferInputSerializer(serializers.Serializer):
+    amount = MoneyInputField()
+
+
+class ServiceDepositInputSerializer(serializers.Serializer):
+    email = serializers.EmailField(required=False)
+    member_id = serializers.IntegerField(required=False)
+    amount = MoneyInputField()
+    reference = serializers.CharField(max_length=150, help_text="The payment's reference; the same "
+                                                                 "reference twice deposits once.")
+
+    def validate(self, attrs):
+        if not attrs.get("email") and not attrs.get("member_id"):
+            raise serializers.ValidationError("Give the member's email or member_id.")
+        return attrs
+
+
+class DepositOutputSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    member_id = serializers.IntegerField(source="user_id")
+    amount = serializers.DecimalField(max_digits=20, decimal_places=8)
+    balance_after = serializers.DecimalField(max_digits=20, decimal_places=8)
+    reference = serializers.SerializerMethodField()
+    created_at = serializers.DateTimeField()
+
+    def get_reference(self, entry) -> str:
+        return entry.idempotency_key.removeprefix("deposit:")

@@ -1,0 +1,17 @@
+from django.apps import AppConfig
+from django.db.models.signals import post_migrate
+
+
+def _ensure_system_root(sender, using="default", **kwargs):
+    from accounts.services import system_root_ensure
+
+    system_root_ensure(using=using)
+
+
+class AccountsConfig(AppConfig):
+    name = "accounts"
+    verbose_name = "Members and wallets"
+
+    def ready(self):
+        # The data migration creates the root; this keeps it after a flush too.
+        post_migrate.connect(_ensure_system_root, sender=self, dispatch_uid="accounts-system-root")

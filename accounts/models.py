@@ -1,0 +1,159 @@
+"""Members, the sponsor tree, wallets (cached balances) and their ledger."""
+
+from __future__ import annotations
+
+import secrets
+import string
+
+from django.contrib.auth.base_user import AbstractBaseUser, BaseUserManager
+from django.contrib.auth.models import PermissionsMixin
+from django.contrib.contenttypes.fields import GenericForeignKey
+from django.contrib.contenttypes.models import ContentType
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+
+from common.money import MoneyField
+
+# The sponsor tree is stored as a materialized path: each member's path is its
+# sponsor's path followed by its own id, base-36, fixed width. The upline is
+# read straight from the path (no query), the downline is a prefix match.
+PATH_STEP = 7  # 36**7 ≈ 7.8e10 ids
+_ALPHABET = string.digits + string.ascii_lowercase
+
+
+def path_encode(pk: int) -> str:
+    if pk < 0 or pk >= 36**PATH_STEP:
+        raise ValueError(f"id {pk} does not fit a path step")
+    out = []
+    for _ in range(PATH_STEP):
+        pk, rem = divmod(pk, 36)
+        out.append(_ALPHABET[rem])
+    return "".join(reversed(out))
+
+
+def path_decode(path: str) -> list[int]:
+    """The ids on a path, from the top (the root) down to the member itself."""
+    return [int(path[i:i + PATH_STEP], 36) for i in range(0, len(path), PATH_STEP)]
+
+
+def new_referral_code() -> str:
+    return "".join(secrets.choice(string.ascii_uppercase + string.digits) for _ in range(8))
+
+
+class UserManager(BaseUserManager):
+    use_in_migrations = True
+
+    def create_user(self, email, password=None, **extra):
+        """Plain model creation (used by `createsuperuser`). Members are created with
+        `accounts.services.member_create`, which places them in the tree."""
+        from accounts.services import member_create
+
+        return member_create(email=email, password=password, **extra)
+
+    def create_superuser(self, email, password=None, **extra):
+        from accounts.services import member_create
+
+        return member_create(email=email, password=password, is_staff=True, is_superuser=True,
+                             **extra)
+
+
+class User(AbstractBaseUser, PermissionsMixin):
+    email = models.EmailField(unique=True)
+    first_name = models.CharField(max_length=150, blank=True)
+    last_name = models.CharField(max_length=150, blank=True)
+    is_staff = models.BooleanField(default=False)
+    is_active = models.BooleanField(default=True)
+    date_joined = models.DateTimeField(default=timezone.now)
+
+    sponsor = models.ForeignKey("self", null=True, blank=True, on_delete=models.PROTECT,
+                                related_name="referrals")
+    is_system_root = models.BooleanField(default=False, editable=False)
+    path = models.CharField(max_length=4000, blank=True, editable=False)
+    depth = models.PositiveIntegerField(default=0, editable=False)
+    referral_code = models.CharField(max_length=16, unique=True, default=new_referral_code)
+
+    # Cached wallet balances: changed only together with their ledger rows
+    # (accounts.services.wallet_post), under a row lock.
+    balance_active = MoneyField(default=0, editable=False)
+    balance_passive = MoneyField(default=0, editable=False)
+
+    objects = UserManager()
+
+    USERNAME_FIELD = "email"
+    EMAIL_FIELD = "email"
+    REQUIRED_FIELDS: list[str] = []
+
+    class Meta:
+        verbose_name = "member"
+        constraints = [
+            models.CheckConstraint(condition=Q(balance_active__gte=0), name="user_balance_active_gte_0"),
+            models.CheckConstraint(condition=Q(balance_passive__gte=0), name="user_balance_passive_gte_0"),
+            models.UniqueConstraint(fields=["is_system_root"], condition=Q(is_system_root=True),
+                                    name="user_single_system_root"),
+            models.CheckConstraint(condition=Q(is_system_root=True) | Q(sponsor__isnull=False),
+                                   name="user_sponsor_required"),
+        ]
+        indexes = [
+            models.Index(fields=["path"], name="user_path_idx", opclasses=["varchar_pattern_ops"]),
+        ]
+
+    def __str__(self) -> str:
+        return self.email
+
+    def get_full_name(self) -> str:
+        return f"{self.first_name} {self.last_name}".strip() or self.email
+
+    def get_short_name(self) -> str:
+        return self.first_name or self.email
+
+    @property
+    def upline_ids(self) -> list[int]:
+        """Sponsor first, up to (not including) the system root. No query."""
+        ids = path_decode(self.path)[:-1]  # drop self
+        return list(reversed(ids[1:]))  # drop the root at the top
+
+
+class Wallet(models.TextChoices):
+    ACTIVE = "active", "Active (to buy with)"
+    PASSIVE = "passive", "Passive (earnings)"
+
+
+class LedgerEntry(models.Model):
+    """One balance change. Never edited, never deleted."""
+
+    class Reason(models.TextChoices):
+        DEPOSIT = "deposit", "Deposit"
+        PURCHASE = "purchase", "Purchase"
+        TRANSFER = "transfer", "Passive → active transfer"
+        BONUS = "bonus", "Bonus"
+        BONUS_PURCHASE = "bonus_purchase", "Bonus paid in options"
+        LEGACY = "legacy", "Legacy purchase (paid outside the platform)"
+        ADJUSTMENT = "adjustment", "Operator adjustment"
+
+    user = models.ForeignKey(User, on_delete=models.PROTECT, related_name="ledger_entries")
+    wallet = models.CharField(max_length=8, choices=Wallet.choices)
+    amount = MoneyField(help_text="Signed: credits are positive, debits negative.")
+    balance_after = MoneyField()
+    reason = models.CharField(max_length=20, choices=Reason.choices)
+    description = models.CharField(max_length=255, blank=True)
+    idempotency_key = models.CharField(max_length=200, unique=True)
+    cause_type = models.ForeignKey(ContentType, null=True, blank=True, on_delete=models.PROTECT)
+    cause_id = models.CharField(max_length=64, blank=True)
+    cause = GenericForeignKey("cause_type", "cause_id")
+    created_by = models.ForeignKey(User, null=True, blank=True, on_delete=models.PROTECT,
+                                   related_name="+")
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    class Meta:
+        verbose_name_plural = "ledger entries"
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.CheckConstraint(condition=~Q(amount=0), name="ledger_amount_nonzero"),
+            models.CheckConstraint(condition=Q(balance_after__gte=0), name="ledger_balance_after_gte_0"),
+        ]
+        indexes = [models.Index(fields=["user", "wallet", "-created_at"], name="ledger_user_wallet_idx"),
+                   models.Index(fields=["cause_type", "cause_id"], name="ledger_cause_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.user} {self.wallet} {self.amount:+} ({self.reason})"

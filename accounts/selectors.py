@@ -1,0 +1,60 @@
+"""Reads of the accounts app."""
+
+from __future__ import annotations
+
+from django.db.models import QuerySet, Sum
+
+from accounts.models import LedgerEntry, User, Wallet
+
+
+def system_root() -> User:
+    """The company's own member account, at the top of the tree."""
+    return User.objects.get(is_system_root=True)
+
+
+def upline(*, user: User) -> list[User]:
+    """Sponsor, sponsor's sponsor, … up to (not including) the root. One query, any depth."""
+    ids = user.upline_ids
+    if not ids:
+        return []
+    by_id = User.objects.in_bulk(ids)
+    return [by_id[i] for i in ids]
+
+
+def downline(*, user: User, max_depth: int | None = None) -> QuerySet[User]:
+    """Everyone below `user` (not `user`), optionally to `max_depth` levels. One query."""
+    qs = User.objects.filter(path__startswith=user.path).exclude(pk=user.pk)
+    if max_depth is not None:
+        qs = qs.filter(depth__lte=user.depth + max_depth)
+    return qs.order_by("path")
+
+
+def user_by_referral_code(code: str) -> User | None:
+    return User.objects.filter(referral_code=code.strip().upper(), is_active=True).first()
+
+
+def ledger_for(*, user: User, wallet: str | None = None) -> QuerySet[LedgerEntry]:
+    qs = LedgerEntry.objects.filter(user=user)
+    if wallet:
+        qs = qs.filter(wallet=wallet)
+    return qs.order_by("-created_at", "-id")
+
+
+def ledger_mismatches() -> list[dict]:
+    """Members whose cached balance differs from the sum of their ledger rows.
+
+    Two aggregate queries for the whole table, compared in one pass.
+    """
+    sums: dict[tuple[int, str], object] = {
+        (row["user_id"], row["wallet"]): row["total"]
+        for row in LedgerEntry.objects.values("user_id", "wallet").annotate(total=Sum("amount"))
+    }
+    problems = []
+    for user in User.objects.only("id", "email", "balance_active", "balance_passive").iterator():
+        for wallet, cached in ((Wallet.ACTIVE, user.balance_active), (Wallet.PASSIVE, user.balance_passive)):
+            total = sums.get((user.id, wallet.value)) or 0
+            if cached != total:
+                problems.append({"user_id": user.id, "email": user.email, "wallet": wallet.value,
+                                 "cached": cached, "ledger": total})
+    return problems
+

@@ -1,0 +1,21 @@
+"""Row locks taken in primary-key order, so concurrent work cannot deadlock."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from django.db import models, transaction
+
+
+def lock_rows(model: type[models.Model], pks: Iterable[int]) -> dict[int, models.Model]:
+    """`SELECT … FOR UPDATE` the given rows, in ascending primary-key order.
+
+    Must run inside `transaction.atomic()`. Returns {pk: instance}. One query.
+    """
+    if not transaction.get_connection().in_atomic_block:
+        raise RuntimeError("lock_rows() must be called inside transaction.atomic()")
+    ids = sorted(set(pks))
+    if not ids:
+        return {}
+    rows = model._default_manager.select_for_update().filter(pk__in=ids).order_by("pk")
+    return {row.pk: row for row in rows}

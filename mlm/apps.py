@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class MlmConfig(AppConfig):
+    name = "mlm"
+    verbose_name = "Compensation plan"

@@ -1,0 +1,56 @@
+"""Fixtures shared by every test folder."""
+
+import os
+
+import pytest
+from django.db import connection
+
+from config.celery import app as celery_app
+
+
+def pytest_configure(config):
+    # Unit tests run tasks eagerly; the real-worker tests turn this off for themselves.
+    celery_app.conf.task_always_eager = True
+    celery_app.conf.task_eager_propagates = True
+
+
+def pytest_collection_modifyitems(config, items):
+    on_postgres = connection.vendor == "postgresql"
+    has_redis = bool(os.environ.get("TEST_REDIS_URL"))
+    skip_pg = pytest.mark.skip(reason="needs PostgreSQL (row locks); run `make test` with PostgreSQL up")
+    skip_redis = pytest.mark.skip(reason="needs Redis (TEST_REDIS_URL); run `make test` with Redis up")
+    for item in items:
+        if "postgres" in item.keywords and not on_postgres:
+            item.add_marker(skip_pg)
+        if "redis" in item.keywords and not has_redis:
+            item.add_marker(skip_redis)
+
+
+@pytest.fixture
+def root(db):
+    from accounts.selectors import system_root
+
+    return system_root()
+
+
+@pytest.fixture
+def api_client():
+    from rest_framework.test import APIClient
+
+    return APIClient()
+
+
+@pytest.fixture
+def member_client():
+    """`member_client(user)` → an APIClient authenticated with the member's token."""
+    from rest_framework.authtoken.models import Token
+
+    def make(user):
+        from rest_framework.test import APIClient
+
+        client = APIClient()
+        token, _ = Token.objects.get_or_create(user=user)
+        client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
+        return client
+
+    return make
