@@ -185,6 +185,12 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # --- The platform ---------------------------------------------------------------------------
 SYSTEM_ROOT_EMAIL = os.environ.get("SYSTEM_ROOT_EMAIL", "root@system.local")
 
+# --- mlm (compensation plan): settings of the mlm app go here ------------------------------
+
+# --- legacy_import: settings of the legacy_import app go here -------------------------------
+
+# --- tokens (buy-back): settings of the tokens app go here ----------------------------------
+
 # --- The chain (token buy-back) -------------------------------------------------------------
 WEB3_PROVIDER_URI = os.environ.get("WEB3_PROVIDER_URI", "")
 CHAIN_ROUTER_ADDRESS = os.environ.get("CHAIN_ROUTER_ADDRESS", "")

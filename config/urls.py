@@ -5,6 +5,9 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, Spec
 api_patterns = [
     path("", include("accounts.api.urls")),
     path("", include("purchases.api.urls")),
+    path("mlm/", include("mlm.api.urls")),
+    path("tokens/", include("tokens.api.urls")),
+    path("legacy/", include("legacy_import.api.urls")),
 ]
 
 urlpatterns = [
