@@ -7,14 +7,18 @@ cd "$(dirname "$0")/.."
 PY=.venv/bin/python
 
 detect_pg() {
+  # The server must answer; the database itself need not exist (pytest-django creates
+  # test_<name> through the maintenance database), so probe that one.
   $PY - <<'PY'
 import os, sys
 import psycopg
+from urllib.parse import urlsplit, urlunsplit
 url = os.environ.get("DATABASE_URL")
 candidates = [url] if url else [f"postgresql://{u}@127.0.0.1:5432/test" for u in ("postgres", "root")]
 for c in candidates:
+    probe = urlunsplit(urlsplit(c)._replace(path="/postgres"))
     try:
-        psycopg.connect(c, connect_timeout=3).close()
+        psycopg.connect(probe, connect_timeout=3).close()
     except Exception:
         continue
     print(c)
