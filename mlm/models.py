@@ -1,0 +1,289 @@
+"""The compensation plan's data: ranks, tiers, plan settings, per-member volumes,
+bonuses, pool runs, rank history, notifications.
+
+Every number of the plan is a row an operator edits in the admin; the code reads
+them from here (see `mlm.selectors.plan`).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date
+from decimal import Decimal
+
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+
+from accounts.models import User
+from common.money import MoneyField
+from purchases.models import Purchase
+
+RATE_DIGITS = {"max_digits": 7, "decimal_places": 6}  # a fraction: 0.180000
+
+
+def month_start(value) -> date:
+    """The first day of the (UTC) month of a date or an aware datetime."""
+    if hasattr(value, "astimezone"):
+        value = value.astimezone(UTC).date() if timezone.is_aware(value) else value.date()
+    return value.replace(day=1)
+
+
+class Rank(models.Model):
+    code = models.SlugField(max_length=30, unique=True)
+    name = models.CharField(max_length=60)
+    rate = models.DecimalField(**RATE_DIGITS, help_text="Differential rate, a fraction (0.08 = 8%).")
+    pv_required = MoneyField(default=0, help_text="Lifetime personal volume required.")
+    tv_required = MoneyField(default=0, help_text="Qualifying team volume required.")
+    partners_required = models.PositiveIntegerField(default=0,
+                                                    help_text="Direct referrals active this month.")
+    position = models.PositiveIntegerField(unique=True, help_text="Order of the ranks, lowest first.")
+
+    class Meta:
+        ordering = ["position"]
+        constraints = [
+            models.CheckConstraint(condition=Q(rate__gte=0) & Q(rate__lte=1), name="rank_rate_fraction"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.rate * 100:.2f}%)"
+
+
+class InvestmentTier(models.Model):
+    threshold = MoneyField(unique=True, help_text="T (sum of the member's purchases in a project) at least.")
+    rate = models.DecimalField(**RATE_DIGITS, help_text="A fraction (0.05 = 5%).")
+
+    class Meta:
+        ordering = ["threshold"]
+        constraints = [
+            models.CheckConstraint(condition=Q(rate__gte=0) & Q(rate__lte=1), name="tier_rate_fraction"),
+            models.CheckConstraint(condition=Q(threshold__gt=0), name="tier_threshold_gt_0"),
+        ]
+
+    def __str__(self) -> str:
+        return f"≥ {self.threshold:,.2f}: {self.rate * 100:.2f}%"
+
+
+class PlanSettings(models.Model):
+    """The plan's other numbers: one row (pk=1), edited in the admin."""
+
+    SINGLETON_PK = 1
+
+    active_min_pv = MoneyField(default=Decimal("200"), help_text="Monthly PV that makes a member active.")
+    pioneer_threshold = MoneyField(default=Decimal("5000"),
+                                   help_text="One purchase at least this large makes the buyer a pioneer.")
+    pioneer_limit = models.PositiveIntegerField(default=50, help_text="At most this many pioneers.")
+    pioneer_rate = models.DecimalField(**RATE_DIGITS, default=Decimal("0.04"))
+    referral_rate = models.DecimalField(**RATE_DIGITS, default=Decimal("0.01"))
+    referral_threshold = MoneyField(default=Decimal("5000"))
+    branch_cap = models.DecimalField(**RATE_DIGITS, default=Decimal("0.50"),
+                                     help_text="Most of the next rank's TV requirement one branch may give.")
+    max_levels = models.PositiveIntegerField(default=50, help_text="Differential walk: at most this many levels.")
+    pool_rate = models.DecimalField(**RATE_DIGITS, default=Decimal("0.02"),
+                                    help_text="Global pool: share of the month's company volume.")
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name = "plan settings"
+        verbose_name_plural = "plan settings"
+        constraints = [models.CheckConstraint(condition=Q(id=1), name="plan_settings_singleton")]
+
+    def __str__(self) -> str:
+        return "Plan settings"
+
+    @classmethod
+    def load(cls) -> PlanSettings:
+        obj, _ = cls.objects.get_or_create(pk=cls.SINGLETON_PK)
+        return obj
+
+
+class MemberStats(models.Model):
+    """One row per member (not the root): rank, pioneer status and volumes."""
+
+    user = models.OneToOneField(User, primary_key=True, on_delete=models.CASCADE, related_name="mlm_stats")
+    rank = models.ForeignKey(Rank, null=True, blank=True, on_delete=models.PROTECT, related_name="+",
+                             help_text="Empty means the lowest rank.")
+    is_pioneer = models.BooleanField(default=False)
+    pioneer_since = models.DateTimeField(null=True, blank=True)
+    pv = MoneyField(default=0)
+    fv = MoneyField(default=0)
+    tv = MoneyField(default=0)
+    max_branch = MoneyField(default=0)
+    cap = MoneyField(default=0)
+    next_rank = models.ForeignKey(Rank, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    gap = MoneyField(default=0, help_text="TV still missing for the next rank.")
+    tv_updated_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name = "member stats"
+        verbose_name_plural = "member stats"
+        indexes = [models.Index(fields=["rank"], name="mlm_stats_rank_idx"),
+                   models.Index(fields=["is_pioneer"], name="mlm_stats_pioneer_idx",
+                                condition=Q(is_pioneer=True))]
+
+    def __str__(self) -> str:
+        return f"stats of {self.user_id}"
+
+
+class MonthlyVolume(models.Model):
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="+")
+    month = models.DateField(help_text="First day of the month (UTC).")
+    pv = MoneyField(default=0)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["user", "month"], name="mlm_monthly_unique"),
+                       models.CheckConstraint(condition=Q(month__day=1), name="mlm_monthly_first_day")]
+        indexes = [models.Index(fields=["month", "pv"], name="mlm_monthly_month_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.user_id} {self.month:%Y-%m}: {self.pv}"
+
+
+class RankHistory(models.Model):
+    class Reason(models.TextChoices):
+        QUALIFIED = "qualified", "Qualified"
+        MANUAL = "manual", "Set by an operator"
+
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="rank_history")
+    old_rank = models.ForeignKey(Rank, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    new_rank = models.ForeignKey(Rank, on_delete=models.PROTECT, related_name="+")
+    reason = models.CharField(max_length=10, choices=Reason.choices)
+    note = models.CharField(max_length=255, blank=True)
+    created_by = models.ForeignKey(User, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    class Meta:
+        verbose_name_plural = "rank history"
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.user_id}: {self.old_rank_id} → {self.new_rank_id} ({self.reason})"
+
+
+class PoolRun(models.Model):
+    month = models.DateField(unique=True, help_text="First day of the month paid for.")
+    company_volume = MoneyField()
+    pool = MoneyField()
+    qualifiers = models.PositiveIntegerField(default=0)
+    share = MoneyField(default=0)
+    remainder = MoneyField(default=0, help_text="What rounding left, paid to the root.")
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-month"]
+        constraints = [models.CheckConstraint(condition=Q(month__day=1), name="mlm_poolrun_first_day")]
+
+    def __str__(self) -> str:
+        return f"Pool {self.month:%Y-%m}: {self.pool}"
+
+
+class Bonus(models.Model):
+    class Kind(models.TextChoices):
+        DIFFERENTIAL = "differential", "Differential"
+        PIONEER = "pioneer", "Pioneer"
+        SYSTEM_COMPRESSION = "system_compression", "System compression (root)"
+        INVESTMENT = "investment", "Investment (options)"
+        REFERRAL = "referral", "Referral (options)"
+        GLOBAL_POOL = "global_pool", "Global pool"
+
+    PASSIVE_KINDS = (Kind.DIFFERENTIAL, Kind.PIONEER, Kind.SYSTEM_COMPRESSION, Kind.GLOBAL_POOL)
+
+    user = models.ForeignKey(User, on_delete=models.PROTECT, related_name="bonuses",
+                             help_text="The recipient.")
+    purchase = models.ForeignKey("purchases.Purchase", null=True, blank=True, on_delete=models.PROTECT,
+                                 related_name="mlm_bonuses", help_text="The purchase that caused it.")
+    pool_run = models.ForeignKey(PoolRun, null=True, blank=True, on_delete=models.PROTECT,
+                                 related_name="bonuses")
+    granted_purchase = models.ForeignKey("purchases.Purchase", null=True, blank=True,
+                                         on_delete=models.PROTECT, related_name="+",
+                                         help_text="The bonus auto-purchase (options bonuses).")
+    kind = models.CharField(max_length=20, choices=Kind.choices)
+    level = models.PositiveIntegerField(null=True, blank=True, help_text="Distance from the buyer.")
+    rate = models.DecimalField(**RATE_DIGITS, null=True, blank=True)
+    amount = MoneyField()
+    compression_applied = models.BooleanField(default=False)
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    class Meta:
+        verbose_name_plural = "bonuses"
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(fields=["purchase", "user", "kind"], name="mlm_bonus_once_per_purchase",
+                                    condition=Q(purchase__isnull=False)),
+            models.UniqueConstraint(fields=["pool_run", "user"], name="mlm_bonus_once_per_pool",
+                                    condition=Q(pool_run__isnull=False)),
+            models.CheckConstraint(condition=Q(amount__gt=0), name="mlm_bonus_amount_gt_0"),
+            models.CheckConstraint(condition=Q(purchase__isnull=False) | Q(pool_run__isnull=False),
+                                   name="mlm_bonus_has_cause"),
+        ]
+        indexes = [models.Index(fields=["user", "kind", "-created_at"], name="mlm_bonus_user_kind_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.amount} → {self.user_id}"
+
+
+class ProcessedPurchase(models.Model):
+    """Inserted in the same transaction as a purchase's bonuses: exactly once."""
+
+    purchase = models.OneToOneField("purchases.Purchase", primary_key=True, on_delete=models.PROTECT,
+                                    related_name="mlm_processed")
+    processed_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return f"purchase {self.purchase_id} processed"
+
+
+class TeamVolumeQueue(models.Model):
+    """Members waiting for a TV recalculation; one row per member (never queued twice)."""
+
+    user = models.OneToOneField(User, primary_key=True, on_delete=models.CASCADE, related_name="+")
+    queued_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return f"TV recalculation of {self.user_id}"
+
+
+class Notification(models.Model):
+    class Kind(models.TextChoices):
+        DIFFERENTIAL = "differential", "Differential bonus"
+        PIONEER = "pioneer", "Pioneer bonus"
+        SYSTEM_COMPRESSION = "system_compression", "System compression"
+        INVESTMENT = "investment", "Investment bonus"
+        REFERRAL = "referral", "Referral bonus"
+        GLOBAL_POOL = "global_pool", "Global pool"
+        RANK_CHANGE = "rank_change", "Rank change"
+
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="mlm_notifications")
+    kind = models.CharField(max_length=20, choices=Kind.choices)
+    amount = MoneyField(null=True, blank=True)
+    message = models.CharField(max_length=255)
+    bonus = models.ForeignKey(Bonus, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    rank_history = models.ForeignKey(RankHistory, null=True, blank=True, on_delete=models.SET_NULL,
+                                     related_name="+")
+    is_read = models.BooleanField(default=False)
+    emailed_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["user", "is_read", "-created_at"], name="mlm_notif_user_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.user_id}: {self.message}"
+
+
+class MemberNetwork(User):
+    """The admin's "member network" page (a proxy of the member)."""
+
+    class Meta:
+        proxy = True
+        verbose_name = "member network"
+        verbose_name_plural = "member network"
+
+
+class PurchaseProcessing(Purchase):
+    """The admin's view of purchases with their processing state (a proxy)."""
+
+    class Meta:
+        proxy = True
+        verbose_name = "purchase processing"
+        verbose_name_plural = "purchase processing"

@@ -1,0 +1,161 @@
+"""Reads of the mlm app: the plan (ranks, tiers, settings), summaries, bonuses, the team."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date
+from decimal import Decimal
+
+from django.db.models import QuerySet, Sum
+from django.utils import timezone
+
+from accounts.models import User
+from common.money import ZERO
+from mlm.models import Bonus, InvestmentTier, MemberStats, MonthlyVolume, Notification, PlanSettings, Rank, month_start
+
+TEAM_MAX_DEPTH = 10
+TEAM_MAX_ROWS = 1000
+
+
+@dataclass
+class Plan:
+    """A snapshot of the operator-editable plan: 3 queries."""
+
+    settings: PlanSettings
+    ranks: list[Rank]
+    tiers: list[InvestmentTier]
+    by_id: dict[int, Rank] = field(init=False)
+
+    def __post_init__(self):
+        if not self.ranks:
+            raise RuntimeError("The plan has no ranks: run the migrations (mlm 0002) or add ranks in the admin.")
+        self.by_id = {r.pk: r for r in self.ranks}
+
+    @property
+    def lowest(self) -> Rank:
+        return self.ranks[0]
+
+    @property
+    def top(self) -> Rank:
+        return self.ranks[-1]
+
+    @property
+    def cap_rate(self) -> Decimal:
+        """The plan cap: the highest differential rate."""
+        return max(r.rate for r in self.ranks)
+
+    def rank(self, rank_id: int | None) -> Rank:
+        return self.by_id.get(rank_id) or self.lowest
+
+    def next_rank(self, rank: Rank) -> Rank | None:
+        return next((r for r in self.ranks if r.position > rank.position), None)
+
+    def tier_rate(self, total: Decimal) -> Decimal:
+        rate = ZERO
+        for tier in self.tiers:
+            if tier.threshold <= total:
+                rate = tier.rate
+        return rate
+
+    def is_active(self, monthly_pv: Decimal | None) -> bool:
+        return (monthly_pv or ZERO) >= self.settings.active_min_pv
+
+
+def plan_load() -> Plan:
+    return Plan(settings=PlanSettings.load(), ranks=list(Rank.objects.order_by("position")),
+                tiers=list(InvestmentTier.objects.order_by("threshold")))
+
+
+def monthly_pv(*, user: User, month: date | None = None) -> Decimal:
+    month = month_start(month or timezone.now())
+    return (MonthlyVolume.objects.filter(user=user, month=month).values_list("pv", flat=True).first()
+            or ZERO)
+
+
+def member_summary(*, user: User) -> dict:
+    """rank (code), is_active, is_pioneer, pv, monthly_pv, fv, tv, max_branch, cap, next_rank, gap."""
+    plan = plan_load()
+    stats = MemberStats.objects.filter(user_id=user.pk).first()
+    if stats is None:
+        stats = MemberStats(user_id=user.pk, rank=plan.lowest)
+    rank = plan.rank(stats.rank_id)
+    month_pv = monthly_pv(user=user)
+    next_rank = plan.next_rank(rank)
+    if stats.tv_updated_at is None:  # never recalculated: the gap is the whole requirement
+        gap = next_rank.tv_required if next_rank else ZERO
+        cap = (next_rank or plan.top).tv_required * plan.settings.branch_cap
+    else:
+        gap, cap = stats.gap, stats.cap
+    return {
+        "rank": rank.code, "rank_name": rank.name, "rate": rank.rate,
+        "is_active": plan.is_active(month_pv) and not user.is_system_root,
+        "is_pioneer": stats.is_pioneer,
+        "pv": stats.pv, "monthly_pv": month_pv, "fv": stats.fv, "tv": stats.tv,
+        "max_branch": stats.max_branch, "cap": cap,
+        "next_rank": next_rank.code if next_rank else None,
+        "gap": gap,
+        "gap_pv": max(ZERO, next_rank.pv_required - stats.pv) if next_rank else ZERO,
+        "partners_required": next_rank.partners_required if next_rank else 0,
+    }
+
+
+def bonuses_for(*, user: User, kind: str | None = None, month: date | None = None) -> QuerySet[Bonus]:
+    qs = Bonus.objects.filter(user=user).select_related("purchase", "purchase__user")
+    if kind:
+        qs = qs.filter(kind=kind)
+    if month:
+        start = month_start(month)
+        end = start.replace(year=start.year + 1, month=1) if start.month == 12 else start.replace(month=start.month + 1)
+        qs = qs.filter(created_at__date__gte=start, created_at__date__lt=end)
+    return qs.order_by("-created_at", "-id")
+
+
+def direct_referrals(*, user: User) -> list[dict]:
+    """Direct referrals with their branch volume (PV + FV of the referral). Two queries."""
+    plan = plan_load()
+    refs = list(User.objects.filter(sponsor=user).order_by("id")
+                .values("id", "email", "first_name", "last_name", "date_joined"))
+    stats = {s.user_id: s for s in MemberStats.objects.filter(user_id__in=[r["id"] for r in refs])}
+    month = month_start(timezone.now())
+    active = set(MonthlyVolume.objects.filter(user_id__in=[r["id"] for r in refs], month=month,
+                                              pv__gte=plan.settings.active_min_pv)
+                 .values_list("user_id", flat=True))
+    out = []
+    for r in refs:
+        s = stats.get(r["id"])
+        pv, fv = (s.pv, s.fv) if s else (ZERO, ZERO)
+        out.append({**r, "rank": plan.rank(s.rank_id if s else None).code, "pv": pv, "fv": fv,
+                    "branch_volume": pv + fv, "is_active": r["id"] in active})
+    return out
+
+
+def team_downline(*, user: User, depth: int = 1) -> tuple[list[dict], bool]:
+    """The downline to `depth` levels (capped at TEAM_MAX_DEPTH levels and TEAM_MAX_ROWS rows).
+    Returns (rows, truncated)."""
+    depth = max(1, min(depth, TEAM_MAX_DEPTH))
+    plan = plan_load()
+    qs = (User.objects.filter(path__startswith=user.path, depth__gt=user.depth, depth__lte=user.depth + depth)
+          .order_by("path").values("id", "email", "sponsor_id", "depth"))
+    rows = list(qs[:TEAM_MAX_ROWS + 1])
+    truncated = len(rows) > TEAM_MAX_ROWS
+    rows = rows[:TEAM_MAX_ROWS]
+    stats = {s.user_id: s for s in MemberStats.objects.filter(user_id__in=[r["id"] for r in rows])}
+    for r in rows:
+        s = stats.get(r["id"])
+        r["level"] = r.pop("depth") - user.depth
+        r["rank"] = plan.rank(s.rank_id if s else None).code
+        r["pv"] = s.pv if s else ZERO
+        r["branch_volume"] = (s.pv + s.fv) if s else ZERO
+    return rows, truncated
+
+
+def notifications_for(*, user: User, unread: bool | None = None) -> QuerySet[Notification]:
+    qs = Notification.objects.filter(user=user)
+    if unread is not None:
+        qs = qs.filter(is_read=not unread)
+    return qs.order_by("-created_at", "-id")
+
+
+def bonus_totals(*, purchase_id: int) -> dict[str, Decimal]:
+    return {row["kind"]: row["total"] for row in
+            Bonus.objects.filter(purchase_id=purchase_id).values("kind").annotate(total=Sum("amount"))}

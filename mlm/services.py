@@ -1,0 +1,478 @@
+"""Writes of the mlm app: processing a purchase, team volumes, ranks, the global pool.
+
+`purchase_process` runs the plan's §5 in one transaction and a constant number of
+queries whatever the upline depth: the upline ids come from the buyer's path (no
+query), their stats and monthly activity are read in one query each (the stats
+rows locked in primary-key order), every ancestor's FV is one UPDATE, the bonus
+rows one INSERT and every wallet credit one `wallet_post` batch. A unique
+`ProcessedPurchase` row inserted first in the same transaction makes it exactly-once.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from decimal import ROUND_DOWN, ROUND_FLOOR, Decimal
+
+from django.core.exceptions import ValidationError
+from django.db import DatabaseError, IntegrityError, transaction
+from django.db.models import Count, F, Sum
+from django.utils import timezone
+
+from accounts.models import LedgerEntry, User, Wallet, path_decode
+from accounts.services import Posting, wallet_post
+from common.money import MONEY_QUANTUM, ZERO, round_down, round_money
+from mlm.models import (
+    Bonus,
+    MemberStats,
+    MonthlyVolume,
+    Notification,
+    PlanSettings,
+    PoolRun,
+    ProcessedPurchase,
+    Rank,
+    RankHistory,
+    TeamVolumeQueue,
+    month_start,
+)
+from mlm.selectors import Plan, plan_load
+from purchases.models import Option, Purchase
+from purchases.selectors import cheapest_active_option
+from purchases.services import purchase_grant
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class ProcessResult:
+    purchase_id: int
+    processed: bool  # False: already processed (nothing created) or not a counted purchase
+    bonuses: list[Bonus] = field(default_factory=list)
+
+
+# --- helpers ---------------------------------------------------------------------------------
+
+def _month_end(month: date) -> date:
+    return month.replace(year=month.year + 1, month=1) if month.month == 12 else month.replace(month=month.month + 1)
+
+
+def _stats_ensure(user_ids, plan: Plan) -> None:
+    """Create the missing stats rows (one INSERT … ON CONFLICT DO NOTHING)."""
+    ids = list(user_ids)
+    if ids:
+        MemberStats.objects.bulk_create([MemberStats(user_id=i, rank_id=plan.lowest.pk) for i in ids],
+                                        ignore_conflicts=True)
+
+
+def _options_for(option: Option, amount: Decimal) -> tuple[int, Decimal]:
+    """qty = floor(amount / unit price), granted = qty × unit price (to 8 places, down)."""
+    if amount <= 0:
+        return 0, ZERO
+    qty = int((amount * option.pack_shares / option.pack_price).to_integral_value(rounding=ROUND_FLOOR))
+    if qty <= 0:
+        return 0, ZERO
+    granted = (qty * option.pack_price / Decimal(option.pack_shares)).quantize(MONEY_QUANTUM, rounding=ROUND_DOWN)
+    return qty, granted
+
+
+def _notify(bonuses: list[Bonus], root_id: int | None = None) -> None:
+    """A notification row per bonus received, then an e-mail after commit. Never breaks the money."""
+    rows = [Notification(user_id=b.user_id, kind=b.kind, amount=b.amount, bonus=b,
+                         message=_bonus_message(b)) for b in bonuses if b.user_id != root_id]
+    _notifications_save(rows)
+
+
+def _bonus_message(b: Bonus) -> str:
+    label = Bonus.Kind(b.kind).label
+    cause = f" on purchase #{b.purchase_id}" if b.purchase_id else (
+        f" for {b.pool_run.month:%Y-%m}" if b.pool_run_id and b.pool_run else "")
+    return f"{label} bonus of {b.amount:,.2f} USD{cause}."
+
+
+def _notifications_save(rows: list[Notification]) -> None:
+    if not rows:
+        return
+    try:
+        with transaction.atomic():
+            created = Notification.objects.bulk_create(rows)
+    except DatabaseError:
+        logger.exception("mlm: could not write %d notification(s); the money is unaffected", len(rows))
+        return
+    ids = [n.pk for n in created if n.pk]
+    if ids:
+        from mlm.tasks import notifications_email_task
+
+        notifications_email_task.delay_on_commit(ids)
+
+
+def team_volume_enqueue(user_ids) -> None:
+    """Queue members for a TV recalculation (a member already queued is not queued twice),
+    and ask a worker to drain the queue after the commit."""
+    ids = [i for i in user_ids]
+    if not ids:
+        return
+    TeamVolumeQueue.objects.bulk_create([TeamVolumeQueue(user_id=i) for i in ids], ignore_conflicts=True)
+    from mlm.tasks import team_volume_drain_task
+
+    team_volume_drain_task.delay_on_commit()
+
+
+# --- processing a purchase (§5) --------------------------------------------------------------
+
+def purchase_process(*, purchase_id: int) -> ProcessResult:
+    """Process a counted purchase exactly once: volumes, pioneer status, investment bonus,
+    differentials with compression and pioneer bonuses, the root's share, referral bonus.
+
+    A second call (a retried task, a duplicated message, an operator's reprocess) creates
+    nothing and returns `processed=False`.
+    """
+    with transaction.atomic():
+        purchase = Purchase.objects.select_related("user", "option").filter(pk=purchase_id).first()
+        if purchase is None:
+            raise ValidationError({"purchase_id": f"Unknown purchase {purchase_id}."})
+        if not purchase.is_counted or purchase.user.is_system_root:
+            return ProcessResult(purchase_id, False)
+        try:
+            with transaction.atomic():
+                ProcessedPurchase.objects.create(purchase_id=purchase.pk)
+        except IntegrityError:
+            return ProcessResult(purchase_id, False)  # already processed (or being processed: waited)
+        bonuses = _process(purchase)
+    return ProcessResult(purchase_id, True, bonuses)
+
+
+def _process(purchase: Purchase) -> list[Bonus]:
+    plan = plan_load()
+    cfg = plan.settings
+    buyer = purchase.user
+    price = purchase.price
+    month = month_start(purchase.created_at)
+    root_id = path_decode(buyer.path)[0]
+    upline_ids = buyer.upline_ids  # sponsor first, root excluded; no query
+    chain_ids = [buyer.pk, *upline_ids]
+
+    # Lock the stats rows of the buyer and the whole upline, in pk order (no deadlocks
+    # between concurrent purchases in the same line); one query.
+    _stats_ensure(chain_ids, plan)
+    stats = {s.user_id: s for s in
+             MemberStats.objects.select_for_update().filter(user_id__in=chain_ids).order_by("user_id")}
+    me = stats[buyer.pk]
+
+    # 1. Volumes.
+    MemberStats.objects.filter(user_id=buyer.pk).update(pv=F("pv") + price)
+    if upline_ids:
+        MemberStats.objects.filter(user_id__in=upline_ids).update(fv=F("fv") + price)
+    if not MonthlyVolume.objects.filter(user_id=buyer.pk, month=month).update(pv=F("pv") + price):
+        MonthlyVolume.objects.create(user_id=buyer.pk, month=month, pv=price)
+    team_volume_enqueue(upline_ids)
+
+    walk_ids = upline_ids[:cfg.max_levels]
+    active = set(MonthlyVolume.objects.filter(user_id__in=walk_ids or upline_ids[:1], month=month,
+                                              pv__gte=cfg.active_min_pv).values_list("user_id", flat=True))
+
+    # 2. Pioneer status (the limit is checked under the settings row's lock).
+    if not me.is_pioneer and price >= cfg.pioneer_threshold:
+        PlanSettings.objects.select_for_update().filter(pk=cfg.pk).first()
+        if MemberStats.objects.filter(is_pioneer=True).count() < cfg.pioneer_limit:
+            MemberStats.objects.filter(user_id=buyer.pk).update(is_pioneer=True, pioneer_since=timezone.now())
+            me.is_pioneer = True
+
+    bonuses: list[Bonus] = []
+
+    # 3. Investment bonus, in options of the project's cheapest active option.
+    inv = _investment_bonus(purchase, plan)
+    if inv is not None:
+        bonuses.append(inv)
+
+    # 4. Differentials with dynamic compression, pioneer bonuses, the root's share.
+    cap = plan.cap_rate
+    buyer_rate = plan.rank(me.rank_id).rate
+    last = buyer_rate
+    compressed = False
+    paid_differential = ZERO
+    pioneers = []
+    for level, uid in enumerate(walk_ids, start=1):
+        if last >= cap:
+            break
+        if uid not in active:
+            compressed = True
+            continue
+        rate = plan.rank(stats[uid].rank_id).rate
+        if rate > last:
+            amount = round_money(price * (rate - last))
+            if amount > 0:
+                bonuses.append(Bonus(user_id=uid, purchase=purchase, kind=Bonus.Kind.DIFFERENTIAL, level=level,
+                                     rate=rate - last, amount=amount, compression_applied=compressed))
+                paid_differential += amount
+                if stats[uid].is_pioneer:
+                    pioneers.append((uid, level))
+            compressed = False
+            last = rate
+    if last < cap:
+        # Differentials + root share == X × (cap − buyer's rate), to the cent.
+        share = round_money(price * (cap - buyer_rate)) - paid_differential
+        if share > 0:
+            bonuses.append(Bonus(user_id=root_id, purchase=purchase, kind=Bonus.Kind.SYSTEM_COMPRESSION,
+                                 rate=cap - last, amount=share, compression_applied=compressed))
+    for uid, level in pioneers:
+        amount = round_money(price * cfg.pioneer_rate)
+        if amount > 0:
+            bonuses.append(Bonus(user_id=uid, purchase=purchase, kind=Bonus.Kind.PIONEER, level=level,
+                                 rate=cfg.pioneer_rate, amount=amount))
+
+    # 5. Referral bonus, in options of the same option.
+    if upline_ids and price >= cfg.referral_threshold and upline_ids[0] in active:
+        sponsor_id = upline_ids[0]
+        qty, granted = _options_for(purchase.option, price * cfg.referral_rate)
+        if qty > 0:
+            grant, _ = purchase_grant(user=User(pk=sponsor_id), option=purchase.option, shares=qty, price=granted,
+                                      kind=Purchase.Kind.BONUS, idempotency_key=f"mlm:referral:{purchase.pk}",
+                                      description=f"Referral bonus on purchase #{purchase.pk}: {qty} options")
+            bonuses.append(Bonus(user_id=sponsor_id, purchase=purchase, kind=Bonus.Kind.REFERRAL, level=1,
+                                 rate=cfg.referral_rate, amount=granted, granted_purchase=grant))
+
+    created = Bonus.objects.bulk_create(bonuses)
+    wallet_post([Posting(user_id=b.user_id, wallet=Wallet.PASSIVE, amount=b.amount, reason=LedgerEntry.Reason.BONUS,
+                         idempotency_key=f"mlm:bonus:{b.pk}", cause=b,
+                         description=f"{Bonus.Kind(b.kind).label} bonus, purchase #{purchase.pk}"
+                                     + (f", level {b.level}" if b.level else ""))
+                 for b in created if b.kind in Bonus.PASSIVE_KINDS])
+    _notify(created, root_id=root_id)
+    return created
+
+
+def _investment_bonus(purchase: Purchase, plan: Plan) -> Bonus | None:
+    buyer_id, project_id = purchase.user_id, purchase.project_id
+    total = (Purchase.objects.filter(user_id=buyer_id, project_id=project_id)
+             .aggregate(t=Sum("price"))["t"] or ZERO)
+    rate = plan.tier_rate(total)
+    if rate <= 0:
+        return None
+    earlier = (Bonus.objects.filter(user_id=buyer_id, kind=Bonus.Kind.INVESTMENT, purchase__project_id=project_id)
+               .aggregate(t=Sum("amount"))["t"] or ZERO)
+    owed = total * rate - earlier
+    if owed <= 0:
+        return None
+    option = cheapest_active_option(project_id=project_id)
+    if option is None:
+        return None  # stays owed until the project has an active option
+    qty, granted = _options_for(option, owed)
+    if qty <= 0:
+        return None
+    grant, _ = purchase_grant(user=purchase.user, option=option, shares=qty, price=granted,
+                              kind=Purchase.Kind.BONUS, idempotency_key=f"mlm:investment:{purchase.pk}",
+                              description=f"Investment bonus on purchase #{purchase.pk}: {qty} options")
+    return Bonus(user_id=buyer_id, purchase=purchase, kind=Bonus.Kind.INVESTMENT, rate=rate, amount=granted,
+                 granted_purchase=grant)
+
+
+def purchases_sweep(*, older_than_minutes: int = 5, limit: int = 500) -> int:
+    """Process counted purchases that have no processed marker after some minutes
+    (a lost message). Returns how many were processed now."""
+    cutoff = timezone.now() - timedelta(minutes=older_than_minutes)
+    ids = list(Purchase.objects.filter(kind__in=Purchase.COUNTED_KINDS, created_at__lt=cutoff,
+                                       mlm_processed__isnull=True)
+               .exclude(user__is_system_root=True).order_by("id").values_list("id", flat=True)[:limit])
+    done = 0
+    for pid in ids:
+        try:
+            done += purchase_process(purchase_id=pid).processed
+        except Exception:  # one bad purchase must not stop the sweep; it is logged and retried next time
+            logger.exception("mlm: sweeping purchase %s failed", pid)
+    return done
+
+
+# --- team volume -----------------------------------------------------------------------------
+
+def team_volumes_recalculate(*, user_ids, plan: Plan | None = None) -> int:
+    """TV (Σ min(branch, cap)), largest branch, cap, next rank and gap for `user_ids`.
+
+    Set-based: one query for the members (locked in pk order), one for all their direct
+    referrals' volumes, one bulk UPDATE.
+    """
+    ids = sorted(set(user_ids))
+    if not ids:
+        return 0
+    plan = plan or plan_load()
+    now = timezone.now()
+    with transaction.atomic():
+        rows = list(MemberStats.objects.select_for_update().filter(user_id__in=ids).order_by("user_id"))
+        branches: dict[int, list[Decimal]] = defaultdict(list)
+        for sponsor_id, pv, fv in (MemberStats.objects.filter(user__sponsor_id__in=[r.user_id for r in rows])
+                                   .values_list("user__sponsor_id", "pv", "fv")):
+            branches[sponsor_id].append(pv + fv)
+        for s in rows:
+            rank = plan.rank(s.rank_id)
+            nxt = plan.next_rank(rank)
+            s.cap = round_money((nxt or plan.top).tv_required * plan.settings.branch_cap,
+                                places=MONEY_QUANTUM)
+            vols = branches.get(s.user_id, [])
+            s.tv = sum((min(v, s.cap) for v in vols), ZERO)
+            s.max_branch = max(vols, default=ZERO)
+            s.next_rank = nxt
+            s.gap = max(ZERO, nxt.tv_required - s.tv) if nxt else ZERO
+            s.tv_updated_at = now
+        MemberStats.objects.bulk_update(rows, ["tv", "max_branch", "cap", "next_rank", "gap", "tv_updated_at"],
+                                        batch_size=1000)
+    return len(rows)
+
+
+def team_volume_recalculate(*, user: User) -> MemberStats | None:
+    """What the queued task runs for one member. None for the root."""
+    if user.is_system_root:
+        return None
+    plan = plan_load()
+    _stats_ensure([user.pk], plan)
+    team_volumes_recalculate(user_ids=[user.pk], plan=plan)
+    return MemberStats.objects.get(user_id=user.pk)
+
+
+def team_volume_drain(*, batch: int = 500) -> int:
+    """Recalculate the queued members. Each batch is claimed (deleted, skipping rows another
+    worker holds) in its own short transaction, so a purchase queueing a member meanwhile
+    queues it again rather than being lost."""
+    plan = plan_load()
+    total = 0
+    while True:
+        with transaction.atomic():
+            ids = list(TeamVolumeQueue.objects.select_for_update(skip_locked=True).order_by("user_id")
+                       .values_list("user_id", flat=True)[:batch])
+            if not ids:
+                break
+            TeamVolumeQueue.objects.filter(user_id__in=ids).delete()
+        total += team_volumes_recalculate(user_ids=ids, plan=plan)
+    return total
+
+
+# --- ranks -----------------------------------------------------------------------------------
+
+def _rank_change(stats: MemberStats, new_rank: Rank, *, reason: str, note: str = "",
+                 created_by: User | None = None, plan: Plan) -> RankHistory:
+    old_id = stats.rank_id
+    stats.rank = new_rank
+    MemberStats.objects.filter(user_id=stats.user_id).update(rank=new_rank)
+    history = RankHistory.objects.create(user_id=stats.user_id, old_rank_id=old_id, new_rank=new_rank,
+                                         reason=reason, note=note[:255], created_by=created_by)
+    old_name = plan.rank(old_id).name if old_id else "—"
+    _notifications_save([Notification(user_id=stats.user_id, kind=Notification.Kind.RANK_CHANGE,
+                                      rank_history=history,
+                                      message=f"Your rank changed from {old_name} to {new_rank.name}.")])
+    return history
+
+
+def rank_assign(*, user: User, rank_code: str, reason: str = "manual", created_by: User | None = None,
+                note: str = "") -> RankHistory | None:
+    """Set a member's rank by hand. `reason` is `manual` (default) or `qualified`; any other
+    text is kept as the note of a manual change. Returns the history row (None: no change)."""
+    if user.is_system_root:
+        raise ValidationError({"user": "The system root is never ranked."})
+    if reason not in RankHistory.Reason.values:
+        note, reason = (note or reason), RankHistory.Reason.MANUAL
+    plan = plan_load()
+    new_rank = next((r for r in plan.ranks if r.code == rank_code), None)
+    if new_rank is None:
+        raise ValidationError({"rank_code": f"Unknown rank {rank_code!r}."})
+    with transaction.atomic():
+        _stats_ensure([user.pk], plan)
+        stats = MemberStats.objects.select_for_update().get(user_id=user.pk)
+        if plan.rank(stats.rank_id).pk == new_rank.pk and stats.rank_id is not None:
+            return None
+        history = _rank_change(stats, new_rank, reason=reason, note=note, created_by=created_by, plan=plan)
+        team_volumes_recalculate(user_ids=[user.pk], plan=plan)  # the cap follows the next rank
+    return history
+
+
+def ranks_update(*, today: date | None = None, chunk: int = 1000) -> int:
+    """The daily advancement: members active this month get the highest rank above their
+    own whose every requirement holds. Never lowers a rank. Returns how many changed."""
+    plan = plan_load()
+    month = month_start(today or timezone.now())
+    active_ids = list(MonthlyVolume.objects.filter(month=month, pv__gte=plan.settings.active_min_pv)
+                      .exclude(user__is_system_root=True).order_by("user_id").values_list("user_id", flat=True))
+    changed = 0
+    for i in range(0, len(active_ids), chunk):
+        ids = active_ids[i:i + chunk]
+        _stats_ensure(ids, plan)
+        team_volumes_recalculate(user_ids=ids, plan=plan)
+        partners = dict(MonthlyVolume.objects.filter(month=month, pv__gte=plan.settings.active_min_pv,
+                                                     user__sponsor_id__in=ids)
+                        .values_list("user__sponsor_id").annotate(n=Count("id")))
+        with transaction.atomic():
+            for s in MemberStats.objects.select_for_update().filter(user_id__in=ids).order_by("user_id"):
+                current = plan.rank(s.rank_id)
+                best = None
+                for r in plan.ranks:
+                    if (r.position > current.position and s.pv >= r.pv_required and s.tv >= r.tv_required
+                            and partners.get(s.user_id, 0) >= r.partners_required):
+                        best = r
+                if best is not None:
+                    _rank_change(s, best, reason=RankHistory.Reason.QUALIFIED, plan=plan)
+                    changed += 1
+            if changed:
+                team_volumes_recalculate(user_ids=ids, plan=plan)
+    return changed
+
+
+# --- the global pool (§9) --------------------------------------------------------------------
+
+def global_pool_run(*, month: date) -> PoolRun:
+    """Pay the global pool for the month containing `month`. One run per month: a second
+    call returns the first run and pays nothing."""
+    plan = plan_load()
+    start = month_start(month)
+    end = _month_end(start)
+    existing = PoolRun.objects.filter(month=start).first()
+    if existing is not None:
+        return existing
+    from accounts.selectors import system_root
+
+    root = system_root()
+    with transaction.atomic():
+        volume = (Purchase.objects.filter(kind__in=Purchase.COUNTED_KINDS, created_at__date__gte=start,
+                                          created_at__date__lt=end).exclude(user__is_system_root=True)
+                  .aggregate(t=Sum("price"))["t"] or ZERO)
+        pool = round_money(volume * plan.settings.pool_rate)
+        qualifiers = _pool_qualifiers(plan, start)
+        n = len(qualifiers)
+        share = round_down(pool / n) if n else ZERO
+        remainder = pool - share * n if n else ZERO
+        try:
+            with transaction.atomic():
+                run = PoolRun.objects.create(month=start, company_volume=volume, pool=pool, qualifiers=n,
+                                             share=share, remainder=remainder)
+        except IntegrityError:
+            return PoolRun.objects.get(month=start)
+        bonuses = [Bonus(user_id=uid, pool_run=run, kind=Bonus.Kind.GLOBAL_POOL, amount=share,
+                         rate=plan.settings.pool_rate) for uid in qualifiers if share > 0]
+        if remainder > 0:
+            bonuses.append(Bonus(user_id=root.pk, pool_run=run, kind=Bonus.Kind.GLOBAL_POOL, amount=remainder))
+        created = Bonus.objects.bulk_create(bonuses)
+        for b in created:
+            b.pool_run = run
+        wallet_post([Posting(user_id=b.user_id, wallet=Wallet.PASSIVE, amount=b.amount,
+                             reason=LedgerEntry.Reason.BONUS, idempotency_key=f"mlm:bonus:{b.pk}", cause=b,
+                             description=f"Global pool {start:%Y-%m}") for b in created])
+        _notify(created, root_id=root.pk)
+    return run
+
+
+def _pool_qualifiers(plan: Plan, month: date) -> list[int]:
+    """Top-rank members active in `month` with at least two direct-referral branches that
+    each hold a top-rank member. Two queries."""
+    top = plan.top
+    tops = list(User.objects.filter(mlm_stats__rank=top, is_system_root=False).values_list("id", "path", "depth"))
+    if not tops:
+        return []
+    active = set(MonthlyVolume.objects.filter(month=month, pv__gte=plan.settings.active_min_pv,
+                                              user_id__in=[t[0] for t in tops]).values_list("user_id", flat=True))
+    step = len(tops[0][1]) // (tops[0][2] + 1)  # characters per path level
+    out = []
+    for uid, path, depth in tops:
+        if uid not in active:
+            continue
+        heads = {p[:step * (depth + 2)] for _, p, _ in tops if p != path and p.startswith(path)}
+        if len(heads) >= 2:
+            out.append(uid)
+    return sorted(out)

@@ -1,0 +1,76 @@
+"""Celery tasks of the mlm app: thin, idempotent (acks_late), they call services."""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+from celery import shared_task
+from django.conf import settings
+from django.core.mail import send_mail
+from django.utils import timezone
+
+logger = logging.getLogger(__name__)
+
+
+@shared_task(name="mlm.purchase_process", acks_late=True, autoretry_for=(Exception,), retry_backoff=True,
+             max_retries=5)
+def purchase_process_task(purchase_id: int) -> bool:
+    from mlm.services import purchase_process
+
+    return purchase_process(purchase_id=purchase_id).processed
+
+
+@shared_task(name="mlm.purchases_sweep", acks_late=True)
+def purchases_sweep_task() -> int:
+    from mlm.services import purchases_sweep
+
+    return purchases_sweep(older_than_minutes=getattr(settings, "MLM_SWEEP_AFTER_MINUTES", 5))
+
+
+@shared_task(name="mlm.team_volume_drain", acks_late=True)
+def team_volume_drain_task() -> int:
+    from mlm.services import team_volume_drain
+
+    return team_volume_drain()
+
+
+@shared_task(name="mlm.ranks_update", acks_late=True)
+def ranks_update_task() -> int:
+    from mlm.services import ranks_update
+
+    return ranks_update()
+
+
+@shared_task(name="mlm.global_pool_run", acks_late=True)
+def global_pool_run_task(month: str | None = None) -> int:
+    """Pays the pool of `month` (ISO date), by default the previous month."""
+    from datetime import date
+
+    from mlm.services import global_pool_run
+
+    if month:
+        when = date.fromisoformat(month)
+    else:
+        when = timezone.now().date().replace(day=1) - timedelta(days=1)
+    return global_pool_run(month=when).pk
+
+
+@shared_task(name="mlm.notifications_email", acks_late=True)
+def notifications_email_task(notification_ids: list[int]) -> int:
+    """E-mail the notifications (once each). A failure is logged, never raised: the money
+    was committed before this ran."""
+    from mlm.models import Notification
+
+    sent = 0
+    rows = Notification.objects.filter(pk__in=notification_ids, emailed_at__isnull=True).select_related("user")
+    for n in rows:
+        try:
+            send_mail(subject=n.get_kind_display(), message=n.message, from_email=None,
+                      recipient_list=[n.user.email])
+        except Exception:
+            logger.exception("mlm: e-mail for notification %s failed", n.pk)
+            continue
+        Notification.objects.filter(pk=n.pk).update(emailed_at=timezone.now())
+        sent += 1
+    return sent
