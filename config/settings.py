@@ -188,8 +188,18 @@ SYSTEM_ROOT_EMAIL = os.environ.get("SYSTEM_ROOT_EMAIL", "root@system.local")
 # --- mlm (compensation plan): settings of the mlm app go here ------------------------------
 
 # --- legacy_import: settings of the legacy_import app go here -------------------------------
+# Uploads from the admin import page wait here between the dry run and the real run (private:
+# not under MEDIA_ROOT). Larger files: use `manage.py import_legacy`.
+LEGACY_IMPORT_UPLOAD_DIR = Path(os.environ.get("LEGACY_IMPORT_UPLOAD_DIR", VAR_DIR / "legacy_import"))
+LEGACY_IMPORT_MAX_UPLOAD_BYTES = int(os.environ.get("LEGACY_IMPORT_MAX_UPLOAD_BYTES", 20 * 1024 * 1024))
 
 # --- tokens (buy-back): settings of the tokens app go here ----------------------------------
+# The USD→ZAR rate the first migration seeds (pack prices are USD); replace it in the admin.
+TOKENS_DEFAULT_USD_TO_ZAR_RATE = os.environ.get("TOKENS_DEFAULT_USD_TO_ZAR_RATE", "18.00")
+# Whether imported legacy purchases are pack-sale revenue (they are counted purchases).
+TOKENS_LEGACY_PURCHASES_ARE_REVENUE = env_bool("TOKENS_LEGACY_PURCHASES_ARE_REVENUE", True)
+# A pending buy-order older than this is reconciled from the chain before the next scheduled run.
+TOKENS_PENDING_STALE_MINUTES = int(os.environ.get("TOKENS_PENDING_STALE_MINUTES", "15"))
 
 # --- The chain (token buy-back) -------------------------------------------------------------
 WEB3_PROVIDER_URI = os.environ.get("WEB3_PROVIDER_URI", "")
