@@ -1,0 +1,203 @@
+"""Revenue, exchange rates, buy-order settings (with their audit history) and buy-orders.
+
+Amounts are ZAR ``Decimal`` in ``DECIMAL(20,8)`` columns, token quantities likewise (the
+exact on-chain quantity of a buy is kept as base units too). Invariants live in the
+database: positive amounts, known choices, one settings row, one revenue record per
+(source, external reference), one buy-order per transaction hash and per schedule period.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+from django.db.models.functions import Length
+from django.db.models.lookups import Exact
+from django.utils import timezone
+
+from common.money import MoneyField
+
+
+class Revenue(models.Model):
+    class Source(models.TextChoices):
+        COURSE_SALE = "course_sale", "Course sale"
+        SUBSCRIPTION = "subscription", "Subscription"
+        PACK_SALE = "pack_sale", "Pack sale"
+        OTHER = "other", "Other"
+
+    source = models.CharField(max_length=16, choices=Source.choices)
+    amount = MoneyField(help_text="In `currency`.")
+    currency = models.CharField(max_length=3, default="ZAR", help_text="ISO 4217 code.")
+    rate_to_zar = MoneyField(default=Decimal(1), help_text="The rate used for the conversion (1 for ZAR).")
+    amount_zar = MoneyField(help_text="The amount converted to ZAR when it was recorded.")
+    recorded_at = models.DateTimeField(default=timezone.now, db_index=True)
+    external_ref = models.CharField(max_length=200, null=True, blank=True)  # noqa: DJ001 - NULL: no reference
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-recorded_at", "-id"]
+        constraints = [
+            models.CheckConstraint(condition=Q(amount__gt=0), name="revenue_amount_gt_0"),
+            models.CheckConstraint(condition=Q(amount_zar__gt=0), name="revenue_amount_zar_gt_0"),
+            models.CheckConstraint(condition=Q(rate_to_zar__gt=0), name="revenue_rate_gt_0"),
+            models.CheckConstraint(condition=Q(source__in=["course_sale", "subscription", "pack_sale", "other"]),
+                                   name="revenue_source_known"),
+            models.CheckConstraint(condition=Exact(Length("currency"), 3), name="revenue_currency_len_3"),
+            models.UniqueConstraint(fields=["source", "external_ref"], condition=Q(external_ref__isnull=False),
+                                    name="revenue_source_external_ref_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_source_display()} {self.amount} {self.currency} (= {self.amount_zar} ZAR)"
+
+
+class ExchangeRate(models.Model):
+    """How many ZAR one unit of `currency` is worth. Rows are never edited: the newest wins."""
+
+    currency = models.CharField(max_length=3)
+    rate_to_zar = MoneyField()
+    valid_from = models.DateTimeField(default=timezone.now)
+    note = models.CharField(max_length=200, blank=True)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT,
+                                   related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["currency", "-valid_from", "-id"]
+        constraints = [
+            models.CheckConstraint(condition=Q(rate_to_zar__gt=0), name="exchange_rate_gt_0"),
+            models.CheckConstraint(condition=Exact(Length("currency"), 3), name="exchange_rate_currency_len_3"),
+        ]
+        indexes = [models.Index(fields=["currency", "-valid_from", "-id"], name="exchange_rate_newest_idx")]
+
+    def __str__(self) -> str:
+        return f"1 {self.currency} = {self.rate_to_zar} ZAR (from {self.valid_from:%Y-%m-%d %H:%M})"
+
+
+class BuyOrderConfig(models.Model):
+    """The one settings row (pk 1). Changed only through `buy_order_config_update`."""
+
+    class Disposition(models.TextChoices):
+        HOLD = "hold", "Hold in the treasury"
+        BURN = "burn", "Burn"
+
+    SINGLETON_PK = 1
+
+    id = models.PositiveSmallIntegerField(primary_key=True, default=SINGLETON_PK, editable=False)
+    revenue_percentage = models.DecimalField(max_digits=5, decimal_places=4, default=Decimal("0.10"),
+                                             help_text="A fraction: 0.10 is 10%.")
+    execution_schedule = models.CharField(max_length=100, default="daily",
+                                          help_text="daily, weekly, monthly or a 5-field cron expression.")
+    timezone = models.CharField(max_length=64, default="UTC")
+    min_buy_amount = MoneyField(default=Decimal(100))
+    max_buy_amount = MoneyField(default=Decimal(1_000_000))
+    max_slippage = models.DecimalField(max_digits=5, decimal_places=4, default=Decimal("0.01"),
+                                       help_text="A fraction: 0.01 is 1%.")
+    disposition = models.CharField(max_length=4, choices=Disposition.choices, default=Disposition.HOLD)
+    enabled = models.BooleanField(default=True, help_text="The kill switch: off, nothing is bought.")
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name = "buy-order settings"
+        verbose_name_plural = "buy-order settings"
+        constraints = [
+            models.CheckConstraint(condition=Q(id=1), name="buy_order_config_singleton"),
+            models.CheckConstraint(condition=Q(revenue_percentage__gt=0, revenue_percentage__lte=1),
+                                   name="buy_order_config_percentage_range"),
+            models.CheckConstraint(condition=Q(max_slippage__gte=0, max_slippage__lt=1),
+                                   name="buy_order_config_slippage_range"),
+            models.CheckConstraint(condition=Q(min_buy_amount__gt=0, min_buy_amount__lte=models.F("max_buy_amount")),
+                                   name="buy_order_config_min_le_max"),
+            models.CheckConstraint(condition=Q(disposition__in=["hold", "burn"]),
+                                   name="buy_order_config_disposition_known"),
+        ]
+
+    def __str__(self) -> str:
+        return "Buy-order settings"
+
+
+class BuyOrderConfigChange(models.Model):
+    """One change of the settings: who, when, and each field's old and new value."""
+
+    config = models.ForeignKey(BuyOrderConfig, on_delete=models.PROTECT, related_name="changes")
+    changed_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT,
+                                   related_name="+")
+    changed_at = models.DateTimeField(default=timezone.now, db_index=True)
+    changes = models.JSONField(help_text='{"field": {"old": "...", "new": "..."}}')
+
+    class Meta:
+        ordering = ["-changed_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.changed_at:%Y-%m-%d %H:%M} {', '.join(self.changes)}"
+
+
+class BuyOrder(models.Model):
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        COMPLETED = "completed", "Completed"
+        FAILED = "failed", "Failed"
+
+    class Trigger(models.TextChoices):
+        SCHEDULED = "scheduled", "Scheduled"
+        MANUAL = "manual", "Manual"
+
+    status = models.CharField(max_length=9, choices=Status.choices, default=Status.PENDING)
+    trigger = models.CharField(max_length=9, choices=Trigger.choices)
+    period_key = models.CharField(max_length=100, null=True, blank=True,  # noqa: DJ001 - NULL: manual
+                                  help_text="The schedule period of a scheduled run (unique).")
+    amount = MoneyField(help_text="ZAR revenue used (reserved while pending).")
+    quoted_price = MoneyField(help_text="ZAR per AZR the order was sized with.")
+    expected_tokens = MoneyField()
+    min_tokens = MoneyField(help_text="Minimum accepted output: expected × (1 − max slippage).")
+    max_slippage = models.DecimalField(max_digits=5, decimal_places=4)
+    disposition = models.CharField(max_length=4, choices=BuyOrderConfig.Disposition.choices)
+    tokens_received = MoneyField(null=True, blank=True, help_text="From the receipt (8 places, rounded down).")
+    tokens_received_exact = models.CharField(max_length=100, blank=True,
+                                             help_text="The exact quantity received (all 18 decimals).")
+    price_per_token = MoneyField(null=True, blank=True, help_text="Revenue used / tokens received.")
+    tx_hash = models.CharField(max_length=66, null=True, blank=True)  # noqa: DJ001 - NULL: not signed yet
+    block_number = models.PositiveBigIntegerField(null=True, blank=True)
+    gas_used = models.PositiveBigIntegerField(null=True, blank=True)
+    burn_tx_hash = models.CharField(max_length=66, blank=True)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    error = models.TextField(blank=True)
+    executed_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT,
+                                    related_name="+")
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+    completed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.CheckConstraint(condition=Q(amount__gt=0), name="buy_order_amount_gt_0"),
+            models.CheckConstraint(condition=Q(quoted_price__gt=0), name="buy_order_quoted_price_gt_0"),
+            models.CheckConstraint(condition=Q(status__in=["pending", "completed", "failed"]),
+                                   name="buy_order_status_known"),
+            models.CheckConstraint(condition=Q(trigger__in=["scheduled", "manual"]), name="buy_order_trigger_known"),
+            models.CheckConstraint(
+                condition=~Q(status="completed")
+                | Q(tokens_received__gt=0, tx_hash__isnull=False, price_per_token__isnull=False),
+                name="buy_order_completed_has_receipt"),
+            models.CheckConstraint(condition=Q(trigger="scheduled") | Q(period_key__isnull=True),
+                                   name="buy_order_period_key_only_scheduled"),
+            models.UniqueConstraint(fields=["tx_hash"], condition=Q(tx_hash__isnull=False),
+                                    name="buy_order_tx_hash_unique"),
+            models.UniqueConstraint(fields=["period_key"], condition=Q(period_key__isnull=False),
+                                    name="buy_order_period_key_unique"),
+        ]
+        indexes = [models.Index(fields=["status", "created_at"], name="buy_order_status_created_idx")]
+
+    def __str__(self) -> str:
+        return f"Buy-order #{self.pk} {self.amount} ZAR ({self.status})"
+
+
+class BuyOrderDashboard(BuyOrder):
+    """A proxy so that the admin index links to the buy-back dashboard."""
+
+    class Meta:
+        proxy = True
+        verbose_name = "buy-back dashboard"
+        verbose_name_plural = "buy-back dashboard"

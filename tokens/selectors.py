@@ -1,0 +1,109 @@
+"""Reads of the tokens app: settings, exchange rates, available revenue, history, metrics.
+
+Nothing here writes to the database.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from decimal import Decimal
+
+from django.db.models import Count, Max, Q, QuerySet, Sum
+from django.utils import timezone
+
+from common.money import MONEY_QUANTUM, ZERO, round_down, round_money
+from tokens.models import BuyOrder, BuyOrderConfig, ExchangeRate, Revenue
+
+# Orders whose revenue is used: completed ones, and pending ones (reserved).
+USING_STATUSES = (BuyOrder.Status.PENDING, BuyOrder.Status.COMPLETED)
+
+
+def buy_order_config() -> BuyOrderConfig:
+    """The settings row; the defaults (unsaved) if the row does not exist yet."""
+    return BuyOrderConfig.objects.filter(pk=BuyOrderConfig.SINGLETON_PK).first() or BuyOrderConfig()
+
+
+def exchange_rate_current(*, currency: str, at: datetime | None = None) -> ExchangeRate | None:
+    """The newest rate row of ``currency`` valid at ``at`` (now by default)."""
+    at = at or timezone.now()
+    return (ExchangeRate.objects.filter(currency=currency.upper(), valid_from__lte=at)
+            .order_by("-valid_from", "-id").first())
+
+
+def unspent_revenue() -> Decimal:
+    """Σ revenue in ZAR − Σ revenue used by completed or pending buy-orders (two aggregates)."""
+    total = Revenue.objects.aggregate(total=Sum("amount_zar"))["total"] or ZERO
+    used = BuyOrder.objects.filter(status__in=USING_STATUSES).aggregate(used=Sum("amount"))["used"] or ZERO
+    return total - used
+
+
+def available_revenue(*, config: BuyOrderConfig | None = None) -> Decimal:
+    """(Σ revenue − Σ used by completed or pending orders) × percentage, rounded down to the cent."""
+    config = config or buy_order_config()
+    unspent = unspent_revenue()
+    if unspent <= 0:
+        return ZERO.quantize(Decimal("0.01"))
+    return round_down(unspent * config.revenue_percentage)
+
+
+def buy_order_history(*, limit: int = 50, offset: int = 0, status: str | None = None,
+                      date_from: date | datetime | None = None,
+                      date_to: date | datetime | None = None) -> tuple[list[BuyOrder], int]:
+    """Newest first, ``limit``/``offset`` paginated, with the total count of the filtered rows.
+
+    ``date_from``/``date_to`` filter on the creation time; a ``date`` is a whole day (UTC),
+    both ends included.
+    """
+    rows = buy_order_queryset(status=status, date_from=date_from, date_to=date_to)
+    limit = max(0, int(limit))
+    offset = max(0, int(offset))
+    return list(rows[offset:offset + limit]), rows.count()
+
+
+def buy_order_queryset(*, status: str | None = None, date_from: date | datetime | None = None,
+                       date_to: date | datetime | None = None) -> QuerySet[BuyOrder]:
+    rows = BuyOrder.objects.select_related("executed_by").order_by("-created_at", "-id")
+    if status:
+        rows = rows.filter(status=status)
+    if date_from is not None:
+        rows = rows.filter(**({"created_at__gte": date_from} if isinstance(date_from, datetime)
+                              else {"created_at__date__gte": date_from}))
+    if date_to is not None:
+        rows = rows.filter(**({"created_at__lte": date_to} if isinstance(date_to, datetime)
+                              else {"created_at__date__lte": date_to}))
+    return rows
+
+
+def buy_order_metrics() -> dict:
+    """Totals over all revenue and buy-orders, computed by two aggregate queries."""
+    completed = Q(status=BuyOrder.Status.COMPLETED)
+    orders = BuyOrder.objects.aggregate(
+        tokens=Sum("tokens_received", filter=completed),
+        spent=Sum("amount", filter=completed),
+        completed=Count("id", filter=completed),
+        executions=Count("id"),
+        last=Max("created_at"),
+    )
+    revenue = Revenue.objects.aggregate(total=Sum("amount_zar"))["total"] or ZERO
+    tokens = orders["tokens"] or ZERO
+    spent = orders["spent"] or ZERO
+    executions = orders["executions"]
+    return {
+        "total_revenue_tracked": revenue,
+        "total_tokens_acquired": tokens,
+        "total_rand_spent": spent,
+        "average_price_per_token": round_money(spent / tokens, places=MONEY_QUANTUM) if tokens else None,
+        "execution_count": executions,
+        "completed_count": orders["completed"],
+        "success_rate": (round_money(Decimal(orders["completed"]) / Decimal(executions), places=Decimal("0.0001"))
+                         if executions else None),
+        "last_execution_time": orders["last"],
+    }
+
+
+def buy_order_chart_points(*, limit: int = 200) -> list[dict]:
+    """Completed orders, oldest first (the latest ``limit``): time, tokens, price."""
+    rows = (BuyOrder.objects.filter(status=BuyOrder.Status.COMPLETED)
+            .order_by("-completed_at", "-id")
+            .values("completed_at", "tokens_received", "price_per_token", "amount")[:limit])
+    return list(reversed(list(rows)))
