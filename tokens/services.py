@@ -197,16 +197,16 @@ def _clean_config_value(field: str, value):
             raise ValidationError({field: "The revenue percentage is a fraction: more than 0, at most 1 (100%)."})
         if value != value.quantize(Decimal("0.0001"), rounding=ROUND_DOWN):
             raise ValidationError({field: "The revenue percentage has at most 4 decimal places (0.0001 = 0.01%)."})
-        return value
+        return value.quantize(Decimal("0.0001"))
     if field == "max_slippage":
         value = to_decimal(value, field=field)
         if not (ZERO <= value < 1):
             raise ValidationError({field: "The maximum slippage is a fraction: at least 0, less than 1."})
         if value != value.quantize(Decimal("0.0001"), rounding=ROUND_DOWN):
             raise ValidationError({field: "The maximum slippage has at most 4 decimal places."})
-        return value
+        return value.quantize(Decimal("0.0001"))
     if field in ("min_buy_amount", "max_buy_amount"):
-        return to_money(value, field=field)
+        return to_money(value, field=field).quantize(MONEY_QUANTUM)
     if field == "timezone":
         sched.validate_timezone(value)
         return value.strip()

@@ -1,0 +1,129 @@
+from rest_framework import serializers
+
+from accounts.api.serializers import MoneyInputField
+from tokens.models import BuyOrder, BuyOrderConfig, Revenue
+
+
+class ErrorSerializer(serializers.Serializer):
+    message = serializers.CharField()
+    code = serializers.CharField()
+    errors = serializers.DictField()
+
+
+class RevenueInputSerializer(serializers.Serializer):
+    source = serializers.ChoiceField(choices=Revenue.Source.choices)
+    amount = MoneyInputField(help_text="> 0, at most 8 decimal places; a JSON number or a numeric string.")
+    currency = serializers.CharField(min_length=3, max_length=3, default="ZAR",
+                                     help_text="ISO 4217; other than ZAR needs an exchange rate.")
+    external_ref = serializers.CharField(max_length=200, required=False, allow_null=True, allow_blank=True,
+                                         help_text="Your reference: the same (source, reference) is recorded once.")
+
+
+class RevenueSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Revenue
+        fields = ["id", "source", "amount", "currency", "rate_to_zar", "amount_zar", "recorded_at", "external_ref"]
+        read_only_fields = fields
+
+
+class ConfigSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = BuyOrderConfig
+        fields = ["revenue_percentage", "execution_schedule", "timezone", "min_buy_amount", "max_buy_amount",
+                  "max_slippage", "disposition", "enabled", "updated_at"]
+        read_only_fields = fields
+
+
+class ConfigUpdateSerializer(serializers.Serializer):
+    revenue_percentage = serializers.DecimalField(max_digits=5, decimal_places=4, required=False,
+                                                  help_text="A fraction: 0.10 is 10% (0 < p <= 1).")
+    execution_schedule = serializers.CharField(max_length=100, required=False,
+                                               help_text="daily, weekly, monthly or a 5-field cron expression.")
+    timezone = serializers.CharField(max_length=64, required=False)
+    min_buy_amount = MoneyInputField(required=False)
+    max_buy_amount = MoneyInputField(required=False)
+    max_slippage = serializers.DecimalField(max_digits=5, decimal_places=4, required=False,
+                                            help_text="A fraction: 0.01 is 1% (0 <= s < 1).")
+    disposition = serializers.ChoiceField(choices=BuyOrderConfig.Disposition.choices, required=False)
+    enabled = serializers.BooleanField(required=False)
+
+
+class BuyOrderSerializer(serializers.ModelSerializer):
+    executed_by = serializers.SlugRelatedField(slug_field="email", read_only=True)
+
+    class Meta:
+        model = BuyOrder
+        fields = ["id", "status", "trigger", "period_key", "amount", "quoted_price", "expected_tokens",
+                  "min_tokens", "max_slippage", "disposition", "tokens_received", "tokens_received_exact",
+                  "price_per_token", "tx_hash", "block_number", "gas_used", "burn_tx_hash", "attempts", "error",
+                  "executed_by", "created_at", "completed_at"]
+        read_only_fields = fields
+
+
+class HistoryFilterSerializer(serializers.Serializer):
+    limit = serializers.IntegerField(min_value=1, max_value=500, default=50)
+    offset = serializers.IntegerField(min_value=0, default=0)
+    status = serializers.ChoiceField(choices=BuyOrder.Status.choices, required=False)
+    date_from = serializers.DateField(required=False, help_text="Created on or after this day (UTC).")
+    date_to = serializers.DateField(required=False, help_text="Created on or before this day (UTC).")
+
+
+class HistorySerializer(serializers.Serializer):
+    count = serializers.IntegerField()
+    limit = serializers.IntegerField()
+    offset = serializers.IntegerField()
+    results = BuyOrderSerializer(many=True)
+
+
+class MetricsSerializer(serializers.Serializer):
+    total_revenue_tracked = serializers.DecimalField(max_digits=30, decimal_places=8)
+    total_tokens_acquired = serializers.DecimalField(max_digits=30, decimal_places=8)
+    total_rand_spent = serializers.DecimalField(max_digits=30, decimal_places=8)
+    average_price_per_token = serializers.DecimalField(max_digits=30, decimal_places=8, allow_null=True)
+    execution_count = serializers.IntegerField()
+    completed_count = serializers.IntegerField()
+    success_rate = serializers.DecimalField(max_digits=5, decimal_places=4, allow_null=True)
+    last_execution_time = serializers.DateTimeField(allow_null=True)
+
+
+class AvailableRevenueSerializer(serializers.Serializer):
+    available_revenue = serializers.DecimalField(max_digits=30, decimal_places=2)
+    unspent_revenue = serializers.DecimalField(max_digits=30, decimal_places=8)
+    revenue_percentage = serializers.DecimalField(max_digits=5, decimal_places=4)
+
+
+class PreviewSerializer(serializers.Serializer):
+    enabled = serializers.BooleanField()
+    available_revenue = serializers.DecimalField(max_digits=30, decimal_places=2)
+    amount = serializers.DecimalField(max_digits=30, decimal_places=8)
+    min_buy_amount = serializers.DecimalField(max_digits=30, decimal_places=8)
+    max_buy_amount = serializers.DecimalField(max_digits=30, decimal_places=8)
+    price_per_token = serializers.DecimalField(max_digits=30, decimal_places=8, allow_null=True)
+    expected_tokens = serializers.DecimalField(max_digits=30, decimal_places=8, allow_null=True)
+    min_tokens_out = serializers.DecimalField(max_digits=30, decimal_places=8, allow_null=True)
+    max_slippage = serializers.DecimalField(max_digits=5, decimal_places=4)
+    disposition = serializers.CharField()
+    would_execute = serializers.BooleanField()
+    reason = serializers.CharField(allow_blank=True)
+
+
+class ExecuteInputSerializer(serializers.Serializer):
+    amount = MoneyInputField(required=False, allow_null=True,
+                             help_text="ZAR to spend; default: the available revenue (capped at the maximum).")
+    price_per_token = MoneyInputField(required=False, allow_null=True,
+                                      help_text="ZAR per AZR to size the order with; default: the pool's quote.")
+
+
+class ExecuteResultSerializer(serializers.Serializer):
+    success = serializers.BooleanField()
+    tokens_acquired = serializers.DecimalField(max_digits=40, decimal_places=18)
+    rand_spent = serializers.DecimalField(max_digits=30, decimal_places=8)
+    price_per_token = serializers.DecimalField(max_digits=30, decimal_places=8, allow_null=True)
+    transaction_hash = serializers.CharField(allow_null=True)
+    error = serializers.CharField(allow_null=True)
+    code = serializers.CharField()
+    order_id = serializers.IntegerField(allow_null=True)
+
+
+class ExecuteErrorSerializer(ErrorSerializer):
+    result = ExecuteResultSerializer()
