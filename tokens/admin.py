@@ -1,0 +1,196 @@
+"""The back office of the buy-back: revenue, rates, settings (audited), buy-orders, dashboard."""
+
+from __future__ import annotations
+
+from django import forms
+from django.contrib import admin, messages
+from django.core.exceptions import ValidationError
+from django.http import HttpResponseNotAllowed, HttpResponseRedirect
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+
+from common.admin import ReadOnlyAdmin
+from tokens import schedule as sched
+from tokens import selectors, services
+from tokens.dashboard import chart_svg
+from tokens.models import BuyOrder, BuyOrderConfig, BuyOrderConfigChange, BuyOrderDashboard, ExchangeRate, Revenue
+
+
+@admin.register(Revenue)
+class RevenueAdmin(ReadOnlyAdmin):
+    list_display = ["id", "source", "amount", "currency", "amount_zar", "recorded_at", "external_ref"]
+    list_filter = ["source", "currency"]
+    search_fields = ["external_ref"]
+    date_hierarchy = "recorded_at"
+
+
+class ExchangeRateForm(forms.ModelForm):
+    class Meta:
+        model = ExchangeRate
+        fields = ["currency", "rate_to_zar", "valid_from", "note"]
+
+    def clean_currency(self):
+        currency = (self.cleaned_data["currency"] or "").strip().upper()
+        if len(currency) != 3 or not currency.isalpha() or not currency.isascii():
+            raise ValidationError("An ISO 4217 code of 3 letters (e.g. USD).")
+        if currency == services.BASE_CURRENCY:
+            raise ValidationError("ZAR is the base currency: its rate is always 1.")
+        return currency
+
+    def clean_rate_to_zar(self):
+        rate = self.cleaned_data["rate_to_zar"]
+        if rate is None or rate <= 0:
+            raise ValidationError("The rate must be greater than zero.")
+        return rate
+
+
+@admin.register(ExchangeRate)
+class ExchangeRateAdmin(admin.ModelAdmin):
+    """Rates are added, never edited: the newest row for a currency wins."""
+
+    form = ExchangeRateForm
+    list_display = ["currency", "rate_to_zar", "valid_from", "note", "created_by", "created_at"]
+    list_filter = ["currency"]
+    search_fields = ["currency", "note"]
+
+    def has_change_permission(self, request, obj=None):
+        return obj is None and super().has_change_permission(request, obj)
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    def save_model(self, request, obj, form, change):
+        row = services.exchange_rate_set(currency=obj.currency, rate_to_zar=obj.rate_to_zar,
+                                         valid_from=obj.valid_from, note=obj.note, created_by=request.user)
+        obj.pk, obj.created_by, obj.created_at = row.pk, row.created_by, row.created_at
+
+
+class ConfigChangeInline(admin.TabularInline):
+    model = BuyOrderConfigChange
+    fields = ["changed_at", "changed_by", "changes"]
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+    ordering = ["-changed_at", "-id"]
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
+class BuyOrderConfigForm(forms.ModelForm):
+    class Meta:
+        model = BuyOrderConfig
+        fields = list(services.CONFIG_FIELDS)
+
+    def clean(self):
+        data = super().clean()
+        for field in self.changed_data:
+            if field in data:
+                try:
+                    data[field] = services._clean_config_value(field, data[field])
+                except ValidationError as exc:
+                    self.add_error(field, exc.message_dict.get(field, exc.messages))
+        low, high = data.get("min_buy_amount"), data.get("max_buy_amount")
+        if low is not None and high is not None and low > high:
+            self.add_error("min_buy_amount", "The minimum must not exceed the maximum.")
+        if data.get("execution_schedule") and data.get("timezone") and not self.errors:
+            try:
+                data["execution_schedule"] = sched.validate_schedule(data["execution_schedule"], data["timezone"])
+            except ValidationError as exc:
+                self.add_error("execution_schedule", exc.message_dict.get("execution_schedule", exc.messages))
+        return data
+
+
+@admin.register(BuyOrderConfig)
+class BuyOrderConfigAdmin(admin.ModelAdmin):
+    """The one settings row: saved through the service (validated, audited, schedule synced)."""
+
+    form = BuyOrderConfigForm
+    inlines = [ConfigChangeInline]
+    list_display = ["__str__", "enabled", "revenue_percentage", "execution_schedule", "timezone", "min_buy_amount",
+                    "max_buy_amount", "max_slippage", "disposition", "updated_at"]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    def save_model(self, request, obj, form, change):
+        changes = {field: form.cleaned_data[field] for field in form.changed_data if field in services.CONFIG_FIELDS}
+        services.buy_order_config_update(changed_by=request.user, **changes)
+
+
+@admin.register(BuyOrder)
+class BuyOrderAdmin(ReadOnlyAdmin):
+    list_display = ["id", "created_at", "status", "trigger", "amount", "tokens_received", "price_per_token",
+                    "disposition", "tx_hash", "attempts"]
+    list_filter = ["status", "trigger", "disposition", ("created_at", admin.DateFieldListFilter)]
+    search_fields = ["tx_hash", "period_key", "error"]
+    date_hierarchy = "created_at"
+    actions = ["reconcile"]
+    change_list_template = "admin/tokens/buyorder/change_list.html"
+
+    def get_urls(self):
+        return [path("run/", self.admin_site.admin_view(self.run_view), name="tokens_buyorder_run")] + \
+            super().get_urls()
+
+    def run_view(self, request):
+        """This period's scheduled buy, now: at most once per period, like the beat task."""
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        if not request.user.has_perm("tokens.view_buyorder") or not request.user.is_staff:
+            return HttpResponseRedirect(reverse("admin:index"))
+        result = services.buy_order_run_scheduled(executed_by=request.user)
+        if result.success:
+            self.message_user(request, f"Bought {result.tokens_acquired} AZR for {result.rand_spent} ZAR "
+                                       f"(tx {result.transaction_hash}).", messages.SUCCESS)
+        else:
+            self.message_user(request, f"Nothing bought: {result.error}", messages.WARNING)
+        return HttpResponseRedirect(reverse("admin:tokens_buyorder_changelist"))
+
+    def changelist_view(self, request, extra_context=None):
+        if "preview" in request.GET:  # not a list filter
+            request.GET = request.GET.copy()
+            del request.GET["preview"]
+            extra_context = {**(extra_context or {}), "preview": services.buy_order_preview()}
+        return super().changelist_view(request, extra_context)
+
+    @admin.action(description="Reconcile selected pending orders from the chain")
+    def reconcile(self, request, queryset):
+        for order in queryset.filter(status=BuyOrder.Status.PENDING).order_by("id"):
+            order = services.buy_order_reconcile(order=order)
+            self.message_user(request, f"Buy-order #{order.pk}: {order.status}.")
+
+
+@admin.register(BuyOrderDashboard)
+class BuyOrderDashboardAdmin(admin.ModelAdmin):
+    """Not a list: the dashboard page (chart and metrics), linked from the admin index."""
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    def has_view_permission(self, request, obj=None):
+        return request.user.is_active and request.user.is_staff and request.user.has_perm("tokens.view_buyorder")
+
+    def changelist_view(self, request, extra_context=None):
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Buy-back dashboard",
+            "opts": self.model._meta,
+            "metrics": selectors.buy_order_metrics(),
+            "available": selectors.available_revenue(),
+            "config": selectors.buy_order_config(),
+            "chart": chart_svg(selectors.buy_order_chart_points()),
+            "recent": selectors.buy_order_history(limit=10)[0],
+        }
+        return TemplateResponse(request, "admin/tokens/dashboard.html", context)
