@@ -2,6 +2,7 @@
 
 from decimal import Decimal
 
+from django.core.management import call_command
 from django.core.management.base import BaseCommand
 from django.db import transaction
 
@@ -55,6 +56,8 @@ class Command(BaseCommand):
             wallet_deposit(user=user, amount=deposit, reference=f"demo:{email}")
             option = Option.objects.get(project__name=project, name=option_name)
             purchase_create(user=user, option=option, packs=packs, idempotency_key=f"demo:{email}:1")
+
+        call_command("tokens_seed_demo")  # the buy-back's demo revenue
 
         self.stdout.write(self.style.SUCCESS(
             f"Demo data ready. Operator: {OPERATOR_EMAIL} / {OPERATOR_PASSWORD}; "
