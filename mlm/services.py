@@ -60,10 +60,18 @@ def _month_end(month: date) -> date:
 
 def _stats_ensure(user_ids, plan: Plan) -> None:
     """Create the missing stats rows (one INSERT … ON CONFLICT DO NOTHING)."""
-    ids = list(user_ids)
-    if ids:
-        MemberStats.objects.bulk_create([MemberStats(user_id=i, rank_id=plan.lowest.pk) for i in ids],
-                                        ignore_conflicts=True)
+    ids = sorted(set(user_ids))
+    if not ids:
+        return
+    from django.db import connection
+
+    with connection.cursor() as cur:  # one statement whatever the number of ids (SQLite batches bulk_create)
+        cur.execute(
+            "INSERT INTO mlm_memberstats (user_id, rank_id, is_pioneer, pv, fv, tv, max_branch, cap, gap) "
+            "SELECT u.id, %s, %s, 0, 0, 0, 0, 0, 0 FROM accounts_user u "
+            f"WHERE u.id IN ({', '.join(['%s'] * len(ids))}) "
+            "AND NOT EXISTS (SELECT 1 FROM mlm_memberstats s WHERE s.user_id = u.id)",
+            [plan.lowest.pk, False, *ids])
 
 
 def _options_for(option: Option, amount: Decimal) -> tuple[int, Decimal]:
@@ -476,3 +484,59 @@ def _pool_qualifiers(plan: Plan, month: date) -> list[int]:
         if len(heads) >= 2:
             out.append(uid)
     return sorted(out)
+
+
+# --- rebuilding volumes from the purchases (repair, large imports) ---------------------------
+
+_FV_SQL = """
+UPDATE mlm_memberstats SET fv = f.total FROM (
+    WITH RECURSIVE
+    own(user_id, v) AS (
+        SELECT p.user_id, SUM(p.price) FROM purchases_purchase p
+        WHERE p.kind IN (%s, %s) GROUP BY p.user_id),
+    anc(apath, v, n) AS (
+        SELECT substr(u.path, 1, length(u.path) - %s), own.v, u.depth - 1
+        FROM own JOIN accounts_user u ON u.id = own.user_id WHERE u.depth > 1
+        UNION ALL
+        SELECT substr(apath, 1, length(apath) - %s), v, n - 1 FROM anc WHERE n > 1)
+    SELECT u.id AS user_id, SUM(anc.v) AS total FROM anc JOIN accounts_user u ON u.path = anc.apath
+    GROUP BY u.id
+) AS f WHERE mlm_memberstats.user_id = f.user_id
+"""
+
+
+def volumes_rebuild(*, chunk: int = 2000) -> dict:
+    """Recompute every member's PV, monthly PV, FV and TV from the counted purchases.
+
+    Set-based: PV is one aggregate UPDATE, FV one UPDATE over a recursive walk of the
+    materialized paths (each buyer's total added to every ancestor), monthly PV one
+    grouped aggregate; TV then in chunks (three queries per chunk). Run it with the
+    workers paused when the data is live (it rewrites the volumes of everyone).
+    """
+    from django.db import connection
+    from django.db.models.functions import TruncMonth
+
+    from accounts.models import PATH_STEP
+
+    plan = plan_load()
+    counted = [str(k) for k in Purchase.COUNTED_KINDS]
+    with transaction.atomic(), connection.cursor() as cur:
+        cur.execute(
+            "INSERT INTO mlm_memberstats (user_id, rank_id, is_pioneer, pv, fv, tv, max_branch, cap, gap) "
+            "SELECT u.id, %s, %s, 0, 0, 0, 0, 0, 0 FROM accounts_user u WHERE u.is_system_root = %s "
+            "AND NOT EXISTS (SELECT 1 FROM mlm_memberstats s WHERE s.user_id = u.id)",
+            [plan.lowest.pk, False, False])
+        cur.execute(
+            "UPDATE mlm_memberstats SET fv = 0, pv = COALESCE((SELECT SUM(p.price) FROM purchases_purchase p "
+            "WHERE p.user_id = mlm_memberstats.user_id AND p.kind IN (%s, %s)), 0)", counted)
+        cur.execute(_FV_SQL, [*counted, PATH_STEP, PATH_STEP])
+        MonthlyVolume.objects.all().delete()
+        rows = (Purchase.objects.filter(kind__in=Purchase.COUNTED_KINDS).exclude(user__is_system_root=True)
+                .annotate(m=TruncMonth("created_at")).values("user_id", "m").annotate(v=Sum("price")))
+        MonthlyVolume.objects.bulk_create(
+            [MonthlyVolume(user_id=r["user_id"], month=month_start(r["m"]), pv=r["v"]) for r in rows],
+            batch_size=2000)
+    ids = list(MemberStats.objects.order_by("user_id").values_list("user_id", flat=True))
+    for i in range(0, len(ids), chunk):
+        team_volumes_recalculate(user_ids=ids[i:i + chunk], plan=plan)
+    return {"members": len(ids)}
