@@ -1,0 +1,224 @@
+"""The back office of the compensation plan."""
+
+from django import forms
+from django.contrib import admin, messages
+from django.core.exceptions import ValidationError
+from django.shortcuts import render
+from django.utils.html import format_html, format_html_join
+from django.utils.safestring import mark_safe
+
+from accounts.models import User
+from common.admin import ReadOnlyAdmin
+from mlm import selectors, services
+from mlm.models import (
+    Bonus,
+    InvestmentTier,
+    MemberNetwork,
+    MemberStats,
+    Notification,
+    PlanSettings,
+    PoolRun,
+    PurchaseProcessing,
+    Rank,
+    RankHistory,
+)
+
+
+@admin.register(Rank)
+class RankAdmin(admin.ModelAdmin):
+    list_display = ("position", "code", "name", "rate", "pv_required", "tv_required", "partners_required")
+    ordering = ("position",)
+
+
+@admin.register(InvestmentTier)
+class InvestmentTierAdmin(admin.ModelAdmin):
+    list_display = ("threshold", "rate")
+
+
+@admin.register(PlanSettings)
+class PlanSettingsAdmin(admin.ModelAdmin):
+    list_display = ("__str__", "active_min_pv", "pioneer_threshold", "pioneer_limit", "referral_rate",
+                    "branch_cap", "max_levels", "pool_rate", "updated_at")
+
+    def has_add_permission(self, request):
+        return not PlanSettings.objects.exists()
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+class MonthFilter(admin.SimpleListFilter):
+    title = "month"
+    parameter_name = "month"
+
+    def lookups(self, request, model_admin):
+        months = model_admin.get_queryset(request).dates("created_at", "month", order="DESC")[:24]
+        return [(m.strftime("%Y-%m"), m.strftime("%Y-%m")) for m in months]
+
+    def queryset(self, request, queryset):
+        if self.value():
+            year, month = self.value().split("-")
+            return queryset.filter(created_at__year=int(year), created_at__month=int(month))
+        return queryset
+
+
+@admin.register(Bonus)
+class BonusAdmin(ReadOnlyAdmin):
+    list_display = ("id", "created_at", "user", "kind", "amount", "rate", "level", "compression_applied",
+                    "purchase", "pool_run")
+    list_filter = ("kind", MonthFilter, ("user", admin.RelatedOnlyFieldListFilter))
+    search_fields = ("user__email", "=purchase__id")
+    list_select_related = ("user", "purchase", "pool_run")
+    raw_id_fields = ("user", "purchase", "granted_purchase")
+
+
+@admin.register(RankHistory)
+class RankHistoryAdmin(ReadOnlyAdmin):
+    list_display = ("created_at", "user", "old_rank", "new_rank", "reason", "note", "created_by")
+    list_filter = ("reason", "new_rank")
+    search_fields = ("user__email",)
+    list_select_related = ("user", "old_rank", "new_rank", "created_by")
+
+
+@admin.register(PoolRun)
+class PoolRunAdmin(ReadOnlyAdmin):
+    list_display = ("month", "company_volume", "pool", "qualifiers", "share", "remainder", "created_at")
+
+
+@admin.register(Notification)
+class NotificationAdmin(ReadOnlyAdmin):
+    list_display = ("created_at", "user", "kind", "amount", "message", "is_read", "emailed_at")
+    list_filter = ("kind", "is_read")
+    search_fields = ("user__email", "message")
+    list_select_related = ("user",)
+
+
+class SetRankForm(forms.Form):
+    rank = forms.ModelChoiceField(queryset=Rank.objects.order_by("position"), to_field_name="code")
+    note = forms.CharField(max_length=255, help_text="Why (kept in the rank history).")
+
+
+@admin.register(MemberNetwork)
+class MemberNetworkAdmin(admin.ModelAdmin):
+    """A member's place in the network: stats, upline, direct referrals with branch volumes."""
+
+    list_display = ("email", "rank", "pv", "fv", "tv", "is_pioneer")
+    search_fields = ("email",)
+    actions = ["recalculate_volumes", "set_rank"]
+    fields = ("email", "summary", "upline_table", "referrals_table")
+    readonly_fields = fields
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).filter(is_system_root=False).select_related("mlm_stats__rank")
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    def _stats(self, obj):
+        return getattr(obj, "mlm_stats", None) if hasattr(obj, "mlm_stats") else None
+
+    @admin.display(description="rank")
+    def rank(self, obj):
+        s = self._stats(obj)
+        return s.rank.code if s and s.rank else "start"
+
+    @admin.display(description="PV")
+    def pv(self, obj):
+        s = self._stats(obj)
+        return s.pv if s else 0
+
+    @admin.display(description="FV")
+    def fv(self, obj):
+        s = self._stats(obj)
+        return s.fv if s else 0
+
+    @admin.display(description="TV")
+    def tv(self, obj):
+        s = self._stats(obj)
+        return s.tv if s else 0
+
+    @admin.display(description="pioneer", boolean=True)
+    def is_pioneer(self, obj):
+        s = self._stats(obj)
+        return bool(s and s.is_pioneer)
+
+    @admin.display(description="Summary")
+    def summary(self, obj):
+        data = selectors.member_summary(user=obj)
+        return format_html_join(mark_safe("<br>"), "{}: {}", data.items())  # noqa: S308 - a constant
+
+    @admin.display(description="Upline (sponsor first)")
+    def upline_table(self, obj):
+        ids = obj.upline_ids
+        users = User.objects.in_bulk(ids)
+        if not ids:
+            return "— (directly under the root)"
+        return format_html("<ol>{}</ol>", format_html_join("", "<li>{}</li>", ((users[i].email,) for i in ids)))
+
+    @admin.display(description="Direct referrals (branch volume)")
+    def referrals_table(self, obj):
+        rows = selectors.direct_referrals(user=obj)
+        if not rows:
+            return "—"
+        return format_html("<table><tr><th>member</th><th>rank</th><th>active</th><th>branch volume</th></tr>"
+                           "{}</table>", format_html_join(
+                               "", "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                               ((r["email"], r["rank"], "yes" if r["is_active"] else "no", r["branch_volume"])
+                                for r in rows)))
+
+    @admin.action(description="Recalculate volumes (TV, cap, gap) of the selected members")
+    def recalculate_volumes(self, request, queryset):
+        ids = list(queryset.values_list("id", flat=True))
+        for user in User.objects.filter(pk__in=ids):
+            services.team_volume_recalculate(user=user)
+        self.message_user(request, f"Recalculated {len(ids)} member(s).")
+
+    @admin.action(description="Set rank manually (with a reason)")
+    def set_rank(self, request, queryset):
+        if "apply" in request.POST:
+            form = SetRankForm(request.POST)
+            if form.is_valid():
+                done = 0
+                for user in queryset:
+                    try:
+                        if services.rank_assign(user=user, rank_code=form.cleaned_data["rank"].code,
+                                                reason="manual", note=form.cleaned_data["note"],
+                                                created_by=request.user):
+                            done += 1
+                    except ValidationError as exc:
+                        self.message_user(request, f"{user}: {'; '.join(exc.messages)}", messages.ERROR)
+                self.message_user(request, f"Rank changed for {done} member(s).")
+                return None
+        else:
+            form = SetRankForm()
+        return render(request, "admin/mlm/set_rank.html",
+                      {"form": form, "queryset": queryset, "opts": self.model._meta,
+                       "action_checkbox_name": admin.helpers.ACTION_CHECKBOX_NAME})
+
+
+@admin.register(PurchaseProcessing)
+class PurchaseProcessingAdmin(ReadOnlyAdmin):
+    list_display = ("id", "created_at", "user", "kind", "price", "processed")
+    list_filter = ("kind",)
+    search_fields = ("user__email", "=id")
+    list_select_related = ("user", "mlm_processed")
+    actions = ["reprocess"]
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).filter(kind__in=PurchaseProcessing.COUNTED_KINDS)
+
+    @admin.display(boolean=True)
+    def processed(self, obj):
+        return hasattr(obj, "mlm_processed")
+
+    @admin.action(description="Process the selected purchases (idempotent: done ones stay as they are)")
+    def reprocess(self, request, queryset):
+        done = sum(services.purchase_process(purchase_id=pk).processed
+                   for pk in queryset.values_list("id", flat=True))
+        self.message_user(request, f"Processed {done} purchase(s); the others were already processed.")
+
+
+admin.site.register(MemberStats, ReadOnlyAdmin)
