@@ -13,7 +13,7 @@ from purchases.models import Purchase
 from purchases.services import purchase_create
 from tests.factories import OptionFactory, UserFactory
 
-pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
+pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
 
 
 def test_twenty_threads_buy_from_one_wallet_only_affordable_succeed():

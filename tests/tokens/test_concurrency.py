@@ -11,7 +11,7 @@ from django.db import connection
 from tokens.models import BuyOrder
 from tokens.services import buy_order_run_scheduled, revenue_track
 
-pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
+pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
 
 
 def test_a_scheduled_period_buys_exactly_once_under_concurrency(chain):
