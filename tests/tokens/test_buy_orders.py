@@ -9,6 +9,7 @@ from decimal import Decimal
 
 import pytest
 import requests
+from django.core.exceptions import ValidationError
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django_celery_beat.models import PeriodicTask
@@ -110,23 +111,31 @@ def test_disabled_is_refused_without_a_row(config):
     assert BuyOrder.objects.count() == 0
 
 
-@pytest.mark.parametrize("price", ["0", "-1", "NaN", "abc"])
-def test_a_price_of_zero_or_less_is_refused(config, price):
+@pytest.mark.parametrize("price", ["0", "-1", "NaN", "abc", 0.5])
+def test_a_bad_price_is_refused_with_a_validation_error(config, price):
     revenue_track(source="other", amount="10000")
 
-    result = buy_order_execute(price_per_token=price)
+    with pytest.raises(ValidationError, match="price"):
+        buy_order_execute(price_per_token=price)
 
-    assert not result.success and result.code == "invalid_price"
     assert BuyOrder.objects.count() == 0
 
 
-def test_an_amount_beyond_the_unspent_revenue_is_refused(config):
-    revenue_track(source="other", amount="1000")
-
-    result = buy_order_execute(amount="1000.01", price_per_token="0.5")
-
-    assert not result.success and result.code == "exceeds_revenue"
+@pytest.mark.parametrize("amount", ["0", "-5", "Infinity", "1e-9", 100.0])
+def test_a_bad_amount_is_refused_with_a_validation_error(config, amount):
+    with pytest.raises(ValidationError, match="amount"):
+        buy_order_execute(amount=amount, price_per_token="0.5")
     assert BuyOrder.objects.count() == 0
+
+
+def test_an_explicit_amount_is_used_even_beyond_the_revenue_share(config, chain):
+    revenue_track(source="other", amount="1000")  # available: 100.00
+
+    result = buy_order_execute(amount="250")
+
+    assert result.success, result.error
+    assert result.rand_spent == Decimal("250")
+    assert available_revenue() == Decimal("75.00")  # (1000 - 250) x 10%
 
 
 # --- Real swaps on the embedded chain -----------------------------------------------------------

@@ -95,7 +95,7 @@ class PreviewView(StaffView):
 
 
 # Refusals are conflicts with the state (409); chain failures are a bad gateway (502).
-REFUSALS = {"disabled", "below_minimum", "already_ran", "exceeds_revenue"}
+REFUSALS = {"disabled", "below_minimum", "already_ran"}
 
 
 class ExecuteView(StaffView):
@@ -113,9 +113,7 @@ class ExecuteView(StaffView):
         body = s.ExecuteResultSerializer(result.as_dict()).data
         if result.success:
             return Response(body)
-        if result.code in ("invalid_price", "invalid_amount"):
-            code = status.HTTP_400_BAD_REQUEST
-        elif result.code in REFUSALS:
+        if result.code in REFUSALS:
             code = status.HTTP_409_CONFLICT
         else:
             code = status.HTTP_502_BAD_GATEWAY
