@@ -186,6 +186,9 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 SYSTEM_ROOT_EMAIL = os.environ.get("SYSTEM_ROOT_EMAIL", "root@system.local")
 
 # --- mlm (compensation plan): settings of the mlm app go here ------------------------------
+# The plan's numbers (ranks, tiers, rates, thresholds) are rows edited in the admin, not settings.
+# Counted purchases with no processed marker after this many minutes are processed by the sweeper.
+MLM_SWEEP_AFTER_MINUTES = int(os.environ.get("MLM_SWEEP_AFTER_MINUTES", "5"))
 
 # --- legacy_import: settings of the legacy_import app go here -------------------------------
 # Uploads from the admin import page wait here between the dry run and the real run (private:
