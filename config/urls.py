@@ -7,7 +7,6 @@ api_patterns = [
     path("", include("purchases.api.urls")),
     path("mlm/", include("mlm.api.urls")),
     path("tokens/", include("tokens.api.urls")),
-    path("legacy/", include("legacy_import.api.urls")),
 ]
 
 urlpatterns = [

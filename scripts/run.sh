@@ -21,9 +21,6 @@ trap cleanup INT TERM EXIT
 
 $BIN/python manage.py migrate --noinput
 $BIN/python manage.py seed_demo
-for cmd in setup_schedules; do  # optional setup commands of later apps
-  if $BIN/python manage.py help "$cmd" >/dev/null 2>&1; then $BIN/python manage.py "$cmd"; fi
-done
 
 if [ -z "${WEB3_PROVIDER_URI:-}" ]; then
   export CHAIN_INFO_FILE="${CHAIN_INFO_FILE:-$PWD/var/chain.json}"
