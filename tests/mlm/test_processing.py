@@ -1,7 +1,6 @@
 """Processing a purchase: exactly once, constant queries, volumes, signals, the ledger."""
 
 import random
-import threading
 from decimal import Decimal
 
 import pytest
@@ -17,6 +16,7 @@ from mlm.services import purchase_process, team_volume_drain
 from purchases.models import Purchase
 from purchases.services import purchase_grant
 from purchases.signals import purchase_completed
+from tests.concurrency import run_concurrently
 from tests.mlm.factories import buy, member, option
 
 D = Decimal
@@ -193,23 +193,7 @@ def test_two_workers_process_a_purchase_once(no_receiver):
     d = member(rank="director")
     s = member(d)
     p = buy(s, option("5000", shares=100000))
-    barrier = threading.Barrier(2)
-    results, errors = [], []
-
-    def work():
-        try:
-            barrier.wait()
-            results.append(purchase_process(purchase_id=p.pk).processed)
-        except Exception as exc:  # pragma: no cover - reported below
-            errors.append(exc)
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=work) for _ in range(2)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    results, errors = run_concurrently(lambda: purchase_process(purchase_id=p.pk).processed, 2)
     assert errors == []
     assert sorted(results) == [False, True]
     assert Bonus.objects.filter(purchase=p, kind="differential").count() == 1
@@ -230,21 +214,7 @@ def test_concurrent_purchases_in_one_line_do_not_deadlock(no_receiver):
     buyers = [member(mid), member(mid), member(top), member(mid)]
     opt = option("1000")
     purchases = [buy(b, opt) for b in buyers]
-    errors = []
-
-    def work(pid):
-        try:
-            purchase_process(purchase_id=pid)
-        except Exception as exc:  # pragma: no cover
-            errors.append(exc)
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=work, args=(p.pk,)) for p in purchases]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    _, errors = run_concurrently(lambda pid: purchase_process(purchase_id=pid), [(p.pk,) for p in purchases])
     assert errors == []
     assert ProcessedPurchase.objects.count() == 4
     assert MemberStats.objects.get(user=top).fv == D("4000")

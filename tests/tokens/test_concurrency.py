@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import threading
 from datetime import UTC, datetime
 
 import pytest
-from django.db import connection
 
+from tests.concurrency import run_concurrently
 from tokens.models import BuyOrder
 from tokens.services import buy_order_run_scheduled, revenue_track
 
@@ -18,24 +17,8 @@ def test_a_scheduled_period_buys_exactly_once_under_concurrency(chain):
     revenue_track(source="other", amount="100000")
     now = datetime(2026, 11, 21, 0, 0, 5, tzinfo=UTC)
     zar_before = chain.client().balances().zar
-    barrier = threading.Barrier(6)
-    results, errors = [], []
-
-    def run():
-        try:
-            barrier.wait()
-            results.append(buy_order_run_scheduled(now=now))
-        except BaseException as exc:  # collected for the assertion
-            errors.append(exc)
-        finally:
-            connection.close()
-
     # Two beat processes, a retried task, an operator's click... six callers of one period.
-    threads = [threading.Thread(target=run) for _ in range(6)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    results, errors = run_concurrently(lambda: buy_order_run_scheduled(now=now), 6)
 
     assert errors == []
     assert sorted(r.code for r in results) == ["already_ran"] * 5 + ["ok"]
