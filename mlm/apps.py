@@ -6,4 +6,8 @@ class MlmConfig(AppConfig):
     verbose_name = "Compensation plan"
 
     def ready(self):
+        from common.defaults import restore_defaults_after_flush
         from mlm import receivers  # noqa: F401 - connects the receivers
+        from mlm.defaults import seed
+
+        restore_defaults_after_flush(self, marker_model="PlanSettings", seed=seed)

@@ -20,12 +20,6 @@ def pytest_collection_modifyitems(config, items):
     skip_pg = pytest.mark.skip(reason="needs PostgreSQL (row locks); run `make test` with PostgreSQL up")
     skip_redis = pytest.mark.skip(reason="needs Redis (TEST_REDIS_URL); run `make test` with Redis up")
     for item in items:
-        db = item.get_closest_marker("django_db")
-        if db and db.kwargs.get("transaction") and not db.kwargs.get("serialized_rollback"):
-            # A transactional test flushes the database afterwards; without serialized
-            # rollback the rows made by data migrations (system root, ranks, settings)
-            # would be gone for the tests after it.
-            raise pytest.UsageError(f"{item.nodeid}: use django_db(transaction=True, serialized_rollback=True)")
         if "postgres" in item.keywords and not on_postgres:
             item.add_marker(skip_pg)
         if "redis" in item.keywords and not has_redis:

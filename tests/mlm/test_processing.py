@@ -185,7 +185,7 @@ def no_receiver():
 
 
 @pytest.mark.postgres
-@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+@pytest.mark.django_db(transaction=True)
 def test_two_workers_process_a_purchase_once(no_receiver):
     from accounts.selectors import system_root
 
@@ -204,7 +204,7 @@ def test_two_workers_process_a_purchase_once(no_receiver):
 
 
 @pytest.mark.postgres
-@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+@pytest.mark.django_db(transaction=True)
 def test_concurrent_purchases_in_one_line_do_not_deadlock(no_receiver):
     from accounts.selectors import system_root
 

@@ -12,7 +12,7 @@ from purchases.services import purchase_create
 from tests.concurrency import run_concurrently
 from tests.factories import OptionFactory, UserFactory
 
-pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
+pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
 
 def test_twenty_threads_buy_from_one_wallet_only_affordable_succeed():

@@ -10,7 +10,7 @@ from tests.concurrency import run_concurrently
 from tokens.models import BuyOrder
 from tokens.services import buy_order_run_scheduled, revenue_track
 
-pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
+pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
 
 def test_a_scheduled_period_buys_exactly_once_under_concurrency(chain):

@@ -19,7 +19,7 @@ from config.celery import app as project_app
 from tokens.models import BuyOrder
 from tokens.services import PERIODIC_TASK_NAME, buy_order_schedule_sync, revenue_track
 
-pytestmark = [pytest.mark.redis, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
+pytestmark = [pytest.mark.redis, pytest.mark.django_db(transaction=True)]
 
 
 @pytest.fixture

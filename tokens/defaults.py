@@ -1,0 +1,36 @@
+"""The settings row, a default USD→ZAR rate and the beat task, so a fresh deployment works.
+
+The USD rate is a placeholder so that pack sales (priced in USD) are never refused for want
+of a rate; operators replace it in the admin (the newest row wins). Its value comes from
+the setting TOKENS_DEFAULT_USD_TO_ZAR_RATE when the migration runs.
+"""
+
+from decimal import Decimal
+
+from django.conf import settings
+from django.utils import timezone
+
+TASK_NAME = "tokens: scheduled buy-order"
+
+
+def seed(apps, schema_editor=None):
+    """Create the defaults that are missing. `apps` is a migration's app registry or
+    django.apps.apps (the post_migrate restore)."""
+    BuyOrderConfig = apps.get_model("tokens", "BuyOrderConfig")
+    ExchangeRate = apps.get_model("tokens", "ExchangeRate")
+    CrontabSchedule = apps.get_model("django_celery_beat", "CrontabSchedule")
+    PeriodicTask = apps.get_model("django_celery_beat", "PeriodicTask")
+
+    config, _ = BuyOrderConfig.objects.get_or_create(pk=1)
+    if not ExchangeRate.objects.filter(currency="USD").exists():
+        rate = Decimal(str(getattr(settings, "TOKENS_DEFAULT_USD_TO_ZAR_RATE", "18.00")))
+        ExchangeRate.objects.create(currency="USD", rate_to_zar=rate, valid_from=timezone.now(),
+                                    note="Default seeded by migration: replace it with a current rate.")
+    if not PeriodicTask.objects.filter(name=TASK_NAME).exists():
+        # The default schedule is daily at 00:00 in the settings' timezone (UTC).
+        crontab = CrontabSchedule.objects.create(minute="0", hour="0", day_of_month="*", month_of_year="*",
+                                                 day_of_week="*", timezone=config.timezone)
+        PeriodicTask.objects.create(name=TASK_NAME, task="tokens.buy_order_scheduled", crontab=crontab,
+                                    enabled=config.enabled,
+                                    description="Buys AZR with the available revenue, at most once per "
+                                                "period. Follows the buy-order settings.")
