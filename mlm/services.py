@@ -21,7 +21,7 @@ from django.db import DatabaseError, IntegrityError, transaction
 from django.db.models import Count, F, Sum
 from django.utils import timezone
 
-from accounts.models import LedgerEntry, User, Wallet, path_decode
+from accounts.models import PATH_STEP, LedgerEntry, User, Wallet, path_decode
 from accounts.services import Posting, wallet_post
 from common.money import MONEY_QUANTUM, ZERO, round_down, round_money
 from mlm.models import (
@@ -497,12 +497,12 @@ def _pool_qualifiers(plan: Plan, month: date) -> list[int]:
         return []
     active = set(MonthlyVolume.objects.filter(month=month, pv__gte=plan.settings.active_min_pv,
                                               user_id__in=[t[0] for t in tops]).values_list("user_id", flat=True))
-    step = len(tops[0][1]) // (tops[0][2] + 1)  # characters per path level
     out = []
     for uid, path, depth in tops:
         if uid not in active:
             continue
-        heads = {p[:step * (depth + 2)] for _, p, _ in tops if p != path and p.startswith(path)}
+        # The direct-referral branch of each top-rank member below: its path cut one level below uid.
+        heads = {p[:PATH_STEP * (depth + 2)] for _, p, _ in tops if p != path and p.startswith(path)}
         if len(heads) >= 2:
             out.append(uid)
     return sorted(out)
@@ -537,8 +537,6 @@ def volumes_rebuild(*, chunk: int = 2000) -> dict:
     """
     from django.db import connection
     from django.db.models.functions import TruncMonth
-
-    from accounts.models import PATH_STEP
 
     plan = plan_load()
     counted = [str(k) for k in Purchase.COUNTED_KINDS]

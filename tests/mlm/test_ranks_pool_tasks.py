@@ -1,3 +1,4 @@
+from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
@@ -7,9 +8,9 @@ from django_celery_beat.models import PeriodicTask
 
 from accounts.selectors import ledger_mismatches
 from mlm.models import Bonus, MemberStats, Notification, ProcessedPurchase, RankHistory
-from mlm.services import purchase_process, purchases_sweep, rank_assign, ranks_update
+from mlm.services import global_pool_run, purchase_process, purchases_sweep, rank_assign, ranks_update
 from purchases.models import Purchase
-from tests.mlm.factories import buy, member, option
+from tests.mlm.factories import buy, make_active, member, option
 
 pytestmark = pytest.mark.django_db
 D = Decimal
@@ -73,3 +74,30 @@ def test_sweeper_processes_lost_purchases(root):
     assert purchases_sweep(older_than_minutes=5) == 1
     assert ProcessedPurchase.objects.filter(purchase=p).exists()
     assert purchases_sweep(older_than_minutes=5) == 0
+
+
+def test_pool_qualifiers_need_two_distinct_top_branches_and_activity(root):
+    month = datetime(2025, 6, 15, tzinfo=UTC)
+    two_branches = []
+    for _ in range(3):  # three qualifiers: 1,000 split three ways leaves a cent to the root
+        q = member(rank="director", active=False)
+        make_active(q, month)
+        member(member(q), rank="director", active=False)  # a top deep in branch 1
+        member(q, rank="director", active=False)  # a top heading branch 2
+        two_branches.append(q)
+    one_branch = member(rank="director", active=False)  # two tops, but in the same branch
+    make_active(one_branch, month)
+    head = member(one_branch, rank="director", active=False)
+    member(head, rank="director", active=False)
+    inactive = member(rank="director", active=False)  # two branches, not active in the month
+    member(inactive, rank="director", active=False)
+    member(inactive, rank="director", active=False)
+
+    p = buy(member(), option("50000", shares=1000000))
+    Purchase.objects.filter(pk=p.pk).update(created_at=month)
+
+    run = global_pool_run(month=month.date())
+
+    assert run.pool == D("1000.00") and run.qualifiers == 3 and run.share == D("333.33")
+    paid = {b.user_id: b.amount for b in Bonus.objects.filter(pool_run=run)}
+    assert paid == {**{q.pk: D("333.33") for q in two_branches}, root.pk: D("0.01")}
