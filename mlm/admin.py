@@ -1,11 +1,12 @@
 """The back office of the compensation plan."""
 
+from decimal import Decimal
+
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
 from django.shortcuts import render
 from django.utils.html import format_html, format_html_join
-from django.utils.safestring import mark_safe
 
 from accounts.models import User
 from common.admin import ReadOnlyAdmin
@@ -98,6 +99,15 @@ class SetRankForm(forms.Form):
     note = forms.CharField(max_length=255, help_text="Why (kept in the rank history).")
 
 
+def _display(key: str, value) -> str:
+    """A summary value for people: money to the cent, the rate as a percentage."""
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, Decimal):
+        return f"{value * 100:.2f} %" if key == "rate" else f"{value:,.2f}"
+    return "—" if value is None else str(value)
+
+
 @admin.register(MemberNetwork)
 class MemberNetworkAdmin(admin.ModelAdmin):
     """A member's place in the network: stats, upline, direct referrals with branch volumes."""
@@ -147,8 +157,9 @@ class MemberNetworkAdmin(admin.ModelAdmin):
 
     @admin.display(description="Summary")
     def summary(self, obj):
-        data = selectors.member_summary(user=obj)
-        return format_html_join(mark_safe("<br>"), "{}: {}", data.items())  # noqa: S308 - a constant
+        rows = ((key.replace("_", " "), _display(key, value))
+                for key, value in selectors.member_summary(user=obj).items())
+        return format_html("<table>{}</table>", format_html_join("", "<tr><th>{}</th><td>{}</td></tr>", rows))
 
     @admin.display(description="Upline (sponsor first)")
     def upline_table(self, obj):
