@@ -243,17 +243,12 @@ class TeamVolumeQueue(models.Model):
 
 
 class Notification(models.Model):
-    class Kind(models.TextChoices):
-        DIFFERENTIAL = "differential", "Differential bonus"
-        PIONEER = "pioneer", "Pioneer bonus"
-        SYSTEM_COMPRESSION = "system_compression", "System compression"
-        INVESTMENT = "investment", "Investment bonus"
-        REFERRAL = "referral", "Referral bonus"
-        GLOBAL_POOL = "global_pool", "Global pool"
-        RANK_CHANGE = "rank_change", "Rank change"
+    # A notification is about a bonus (of any bonus kind) or a rank change.
+    RANK_CHANGE = "rank_change"
+    KIND_CHOICES = [*Bonus.Kind.choices, (RANK_CHANGE, "Rank change")]
 
     user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="mlm_notifications")
-    kind = models.CharField(max_length=20, choices=Kind.choices)
+    kind = models.CharField(max_length=20, choices=KIND_CHOICES)
     amount = MoneyField(null=True, blank=True)
     message = models.CharField(max_length=255)
     bonus = models.ForeignKey(Bonus, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")

@@ -386,7 +386,7 @@ def _rank_change(stats: MemberStats, new_rank: Rank, *, reason: str, note: str =
     history = RankHistory.objects.create(user_id=stats.user_id, old_rank_id=old_id, new_rank=new_rank,
                                          reason=reason, note=note[:255], created_by=created_by)
     old_name = plan.rank(old_id).name if old_id else "—"
-    _notifications_save([Notification(user_id=stats.user_id, kind=Notification.Kind.RANK_CHANGE,
+    _notifications_save([Notification(user_id=stats.user_id, kind=Notification.RANK_CHANGE,
                                       rank_history=history,
                                       message=f"Your rank changed from {old_name} to {new_rank.name}.")])
     return history
