@@ -57,11 +57,11 @@ def to_money(value, *, field: str = "amount", positive: bool = True) -> Decimal:
     and, unless `positive=False`, to be > 0."""
     amount = to_decimal(value, field=field)
     if positive and amount <= 0:
-        raise ValidationError({field: f"{field} must be greater than zero."})
-    if amount != amount.quantize(MONEY_QUANTUM, rounding=ROUND_DOWN):
-        raise ValidationError({field: f"{field} has more than {MONEY_DECIMAL_PLACES} decimal places."})
+        raise ValidationError({field: f"must be greater than zero, not {amount}."})
     if abs(amount) > MONEY_MAX:
-        raise ValidationError({field: f"{field} is too large."})
+        raise ValidationError({field: "is too large."})
+    if amount != amount.quantize(MONEY_QUANTUM, rounding=ROUND_DOWN):
+        raise ValidationError({field: f"has more than {MONEY_DECIMAL_PLACES} decimal places: {amount}."})
     return amount
 
 

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, date, datetime, time
-from decimal import ROUND_DOWN, Decimal, InvalidOperation
+from decimal import Decimal, InvalidOperation
 
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 
-from common.money import MONEY_DECIMAL_PLACES, MONEY_MAX, MONEY_QUANTUM
+from common.money import to_money
 
 
 class CellError(Exception):
@@ -77,14 +77,11 @@ def quantity(value) -> int:
 
 
 def price(value) -> Decimal:
-    number = _decimal(value)
-    if number <= 0:
-        raise CellError(f"must be greater than zero, not {number}")
-    if number > MONEY_MAX:
-        raise CellError("is too large")
-    if number != number.quantize(MONEY_QUANTUM, rounding=ROUND_DOWN):
-        raise CellError(f"has more than {MONEY_DECIMAL_PLACES} decimal places: {number}")
-    return number
+    """A cell's number, held to the rules of a money column (common.money.to_money)."""
+    try:
+        return to_money(_decimal(value))
+    except ValidationError as exc:
+        raise CellError(exc.messages[0].rstrip(".")) from None
 
 
 def moment(value, *, now: datetime) -> datetime:
