@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import secrets
 import string
+from decimal import Decimal
 
 from django.contrib.auth.base_user import AbstractBaseUser, BaseUserManager
 from django.contrib.auth.models import PermissionsMixin
@@ -77,6 +78,9 @@ class User(AbstractBaseUser, PermissionsMixin):
     # (accounts.services.wallet_post), under a row lock.
     balance_active = MoneyField(default=0, editable=False)
     balance_passive = MoneyField(default=0, editable=False)
+    # What a refund's clawback could not take from the passive wallet: later passive
+    # credits pay it first (money-lifecycle §2). Changed only with its DebtEntry rows.
+    clawback_debt = MoneyField(default=0, editable=False)
 
     objects = UserManager()
 
@@ -89,6 +93,7 @@ class User(AbstractBaseUser, PermissionsMixin):
         constraints = [
             models.CheckConstraint(condition=Q(balance_active__gte=0), name="user_balance_active_gte_0"),
             models.CheckConstraint(condition=Q(balance_passive__gte=0), name="user_balance_passive_gte_0"),
+            models.CheckConstraint(condition=Q(clawback_debt__gte=0), name="user_clawback_debt_gte_0"),
             models.UniqueConstraint(fields=["is_system_root"], condition=Q(is_system_root=True),
                                     name="user_single_system_root"),
             models.CheckConstraint(condition=Q(is_system_root=True) | Q(sponsor__isnull=False),
@@ -130,6 +135,13 @@ class LedgerEntry(models.Model):
         BONUS_PURCHASE = "bonus_purchase", "Bonus paid in options"
         LEGACY = "legacy", "Legacy purchase (paid outside the platform)"
         ADJUSTMENT = "adjustment", "Operator adjustment"
+        TRANSFER_BONUS = "transfer_bonus", "Transfer bonus (passive → active)"
+        MEMBER_TRANSFER = "member_transfer", "Transfer between members"
+        WITHDRAWAL = "withdrawal", "Withdrawal (reserved)"
+        WITHDRAWAL_RETURN = "withdrawal_return", "Withdrawal returned (rejected or cancelled)"
+        REFUND = "refund", "Purchase refund"
+        BONUS_REVERSAL = "bonus_reversal", "Bonus taken back by a refund"
+        CLAWBACK = "clawback", "Clawback debt repaid"
 
     user = models.ForeignKey(User, on_delete=models.PROTECT, related_name="ledger_entries")
     wallet = models.CharField(max_length=8, choices=Wallet.choices)
@@ -157,3 +169,67 @@ class LedgerEntry(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user} {self.wallet} {self.amount:+} ({self.reason})"
+
+
+class DebtEntry(models.Model):
+    """One change of a member's clawback debt (`User.clawback_debt`): positive when a
+    refund's clawback found the passive wallet short, negative when a later passive
+    credit repaid it. Never edited, never deleted; `check_ledger` sums them."""
+
+    class Reason(models.TextChoices):
+        CLAWBACK = "clawback", "Clawback the passive wallet could not cover"
+        REPAYMENT = "repayment", "Repaid from a passive credit"
+
+    user = models.ForeignKey(User, on_delete=models.PROTECT, related_name="debt_entries")
+    amount = MoneyField(help_text="Signed: debt added is positive, debt repaid negative.")
+    debt_after = MoneyField()
+    reason = models.CharField(max_length=10, choices=Reason.choices)
+    description = models.CharField(max_length=255, blank=True)
+    idempotency_key = models.CharField(max_length=200, unique=True)
+    cause_type = models.ForeignKey(ContentType, null=True, blank=True, on_delete=models.PROTECT)
+    cause_id = models.CharField(max_length=64, blank=True)
+    cause = GenericForeignKey("cause_type", "cause_id")
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    class Meta:
+        verbose_name_plural = "debt entries"
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.CheckConstraint(condition=~Q(amount=0), name="debt_amount_nonzero"),
+            models.CheckConstraint(condition=Q(debt_after__gte=0), name="debt_after_gte_0"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user} debt {self.amount:+} ({self.reason})"
+
+
+class WalletSettings(models.Model):
+    """Money-lifecycle numbers (money-lifecycle.md §3–4): one row (pk=1), edited in the admin."""
+
+    SINGLETON_PK = 1
+
+    transfer_bonus_rate = models.DecimalField(
+        max_digits=7, decimal_places=6, default=Decimal("0.02"),
+        help_text="Bonus on a passive → active transfer, a fraction (0.02 = 2%); 0 turns it off.")
+    withdrawal_min = MoneyField(default=Decimal("10"), help_text="Smallest withdrawal (USD).")
+    withdrawal_fee = MoneyField(default=Decimal("1"), help_text="Flat fee per withdrawal (USD).")
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name = "wallet settings"
+        verbose_name_plural = "wallet settings"
+        constraints = [
+            models.CheckConstraint(condition=Q(id=1), name="wallet_settings_singleton"),
+            models.CheckConstraint(condition=Q(transfer_bonus_rate__gte=0) & Q(transfer_bonus_rate__lte=1),
+                                   name="wallet_settings_bonus_rate_fraction"),
+            models.CheckConstraint(condition=Q(withdrawal_min__gte=0) & Q(withdrawal_fee__gte=0),
+                                   name="wallet_settings_withdrawal_gte_0"),
+        ]
+
+    def __str__(self) -> str:
+        return "Wallet settings"
+
+    @classmethod
+    def load(cls) -> WalletSettings:
+        obj, _ = cls.objects.get_or_create(pk=cls.SINGLETON_PK)
+        return obj

@@ -38,6 +38,7 @@ def exception_handler(exc, context):
     Django `ValidationError`s raised by services become 400s, so bad input never
     turns into a 500.
     """
+    http_status = getattr(exc, "http_status", None)  # common.errors: 409 / 422
     if isinstance(exc, DjangoValidationError):
         exc = exceptions.ValidationError(django_validation_error_detail(exc))
     elif isinstance(exc, Http404):
@@ -57,6 +58,8 @@ def exception_handler(exc, context):
         code = codes if isinstance(codes, str) else "error"
         errors = {}
     response.data = {"message": _flatten(detail) or "Error.", "code": code, "errors": errors}
+    if http_status is not None:
+        response.status_code = http_status
     return response
 
 

@@ -80,12 +80,23 @@ class PlanSettings(models.Model):
     max_levels = models.PositiveIntegerField(default=50, help_text="Differential walk: at most this many levels.")
     pool_rate = models.DecimalField(**RATE_DIGITS, default=Decimal("0.02"),
                                     help_text="Global pool: share of the month's company volume.")
+
+    class PayoutMode(models.TextChoices):
+        IMMEDIATE = "immediate", "Immediate (credited when earned)"
+        MONTHLY = "monthly", "Monthly (held until the payout run)"
+
+    payout_mode = models.CharField(max_length=10, choices=PayoutMode.choices, default=PayoutMode.IMMEDIATE,
+                                   help_text="When cash bonuses reach the passive wallet.")
+    payout_day = models.PositiveSmallIntegerField(
+        default=5, help_text="Monthly mode: day of the next month on which a month's held bonuses are paid.")
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
         verbose_name = "plan settings"
         verbose_name_plural = "plan settings"
-        constraints = [models.CheckConstraint(condition=Q(id=1), name="plan_settings_singleton")]
+        constraints = [models.CheckConstraint(condition=Q(id=1), name="plan_settings_singleton"),
+                       models.CheckConstraint(condition=Q(payout_day__gte=1) & Q(payout_day__lte=28),
+                                              name="plan_settings_payout_day_1_28")]
 
     def __str__(self) -> str:
         return "Plan settings"
@@ -104,6 +115,8 @@ class MemberStats(models.Model):
                              help_text="Empty means the lowest rank.")
     is_pioneer = models.BooleanField(default=False)
     pioneer_since = models.DateTimeField(null=True, blank=True)
+    pioneer_purchase = models.ForeignKey("purchases.Purchase", null=True, blank=True, on_delete=models.SET_NULL,
+                                         related_name="+", help_text="The purchase that made this member a pioneer.")
     pv = MoneyField(default=0)
     fv = MoneyField(default=0)
     tv = MoneyField(default=0)
@@ -176,7 +189,31 @@ class PoolRun(models.Model):
         return f"Pool {self.month:%Y-%m}: {self.pool}"
 
 
+class PayoutRun(models.Model):
+    """The monthly payout of held bonuses (money-lifecycle §1): one row per month, inserted
+    first in the run's transaction, so a second run for the month pays nothing."""
+
+    month = models.DateField(unique=True, help_text="First day of the month paid for.")
+    bonuses = models.PositiveIntegerField(default=0, help_text="Bonuses paid by this run.")
+    total = MoneyField(default=0)
+    created_by = models.ForeignKey(User, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-month"]
+        constraints = [models.CheckConstraint(condition=Q(month__day=1), name="mlm_payoutrun_first_day")]
+
+    def __str__(self) -> str:
+        return f"Payout {self.month:%Y-%m}: {self.total}"
+
+
 class Bonus(models.Model):
+    class Status(models.TextChoices):
+        PAID = "paid", "Paid"
+        PENDING = "pending", "Pending (held)"
+        CANCELLED = "cancelled", "Cancelled (held, then refunded)"
+        REVERSED = "reversed", "Reversed (paid, then taken back)"
+
     class Kind(models.TextChoices):
         DIFFERENTIAL = "differential", "Differential"
         PIONEER = "pioneer", "Pioneer"
@@ -201,6 +238,11 @@ class Bonus(models.Model):
     rate = models.DecimalField(**RATE_DIGITS, null=True, blank=True)
     amount = MoneyField()
     compression_applied = models.BooleanField(default=False)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PAID)
+    payout_run = models.ForeignKey(PayoutRun, null=True, blank=True, on_delete=models.PROTECT,
+                                   related_name="paid_bonuses", help_text="The run that paid a held bonus.")
+    paid_at = models.DateTimeField(null=True, blank=True)
+    reversed_at = models.DateTimeField(null=True, blank=True, help_text="Cancelled or reversed by a refund.")
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
 
     class Meta:
@@ -215,7 +257,9 @@ class Bonus(models.Model):
             models.CheckConstraint(condition=Q(purchase__isnull=False) | Q(pool_run__isnull=False),
                                    name="mlm_bonus_has_cause"),
         ]
-        indexes = [models.Index(fields=["user", "kind", "-created_at"], name="mlm_bonus_user_kind_idx")]
+        indexes = [models.Index(fields=["user", "kind", "-created_at"], name="mlm_bonus_user_kind_idx"),
+                   models.Index(fields=["created_at"], name="mlm_bonus_pending_idx",
+                                condition=Q(status="pending"))]
 
     def __str__(self) -> str:
         return f"{self.kind} {self.amount} → {self.user_id}"
@@ -227,6 +271,9 @@ class ProcessedPurchase(models.Model):
     purchase = models.OneToOneField("purchases.Purchase", primary_key=True, on_delete=models.PROTECT,
                                     related_name="mlm_processed")
     processed_at = models.DateTimeField(default=timezone.now)
+    # The buyer's sponsor path when processed: the members whose FV this purchase raised,
+    # so a refund takes it back from the same members even if the tree changed since.
+    fv_path = models.CharField(max_length=4000, blank=True)
 
     def __str__(self) -> str:
         return f"purchase {self.purchase_id} processed"

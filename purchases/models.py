@@ -68,6 +68,8 @@ class Purchase(models.Model):
     price = MoneyField()
     idempotency_key = models.CharField(max_length=200, null=True, blank=True)  # noqa: DJ001 - NULL: no key
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
+    # Set (with its Refund row) when the purchase is refunded: it no longer counts.
+    refunded_at = models.DateTimeField(null=True, blank=True, editable=False)
 
     class Meta:
         ordering = ["-created_at", "-id"]
@@ -85,4 +87,27 @@ class Purchase(models.Model):
 
     @property
     def is_counted(self) -> bool:
-        return self.kind in self.COUNTED_KINDS
+        """A regular or legacy purchase that has not been refunded."""
+        return self.kind in self.COUNTED_KINDS and self.refunded_at is None
+
+    @property
+    def is_refunded(self) -> bool:
+        return self.refunded_at is not None
+
+
+class Refund(models.Model):
+    """A full refund of a counted purchase (money-lifecycle §2): one per purchase."""
+
+    purchase = models.OneToOneField(Purchase, on_delete=models.PROTECT, related_name="refund")
+    amount = MoneyField(help_text="The purchase price (credited back for a regular purchase).")
+    reason = models.CharField(max_length=255, blank=True)
+    refunded_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT,
+                                    related_name="+")
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [models.CheckConstraint(condition=Q(amount__gt=0), name="refund_amount_gt_0")]
+
+    def __str__(self) -> str:
+        return f"Refund of purchase #{self.purchase_id}"

@@ -1,0 +1,23 @@
+"""Service-level errors that carry an HTTP meaning.
+
+Services raise Django `ValidationError`s (the python-api rule). Two refusals are not
+"bad input" but a state the request collides with; they are subclasses, so a caller
+that catches `ValidationError` still catches them, and the API maps them to their status:
+
+- `ConflictError` → 409: the thing is no longer in a state that allows it (a second
+  refund, a second approve of a withdrawal, a payout run already made).
+- `IdempotencyConflict` → 422: an `Idempotency-Key` (or a deposit reference) reused
+  with a different body.
+"""
+
+from __future__ import annotations
+
+from django.core.exceptions import ValidationError
+
+
+class ConflictError(ValidationError):
+    http_status = 409
+
+
+class IdempotencyConflict(ValidationError):
+    http_status = 422
