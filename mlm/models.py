@@ -87,6 +87,12 @@ class PlanSettings(models.Model):
 
     payout_mode = models.CharField(max_length=10, choices=PayoutMode.choices, default=PayoutMode.IMMEDIATE,
                                    help_text="When cash bonuses reach the passive wallet.")
+    grace_day = models.PositiveSmallIntegerField(
+        default=1, help_text="Grace Day: the day of the month (UTC) whose purchases earn the Grace Day bonus.")
+    grace_day_rate = models.DecimalField(**RATE_DIGITS, default=Decimal("0.05"),
+                                         help_text="Grace Day bonus, a fraction of the price paid in options; 0 = off.")
+    loyalty_months = models.PositiveSmallIntegerField(
+        default=3, help_text="Consecutive Grace Day months that make a member loyalty-qualified.")
     payout_day = models.PositiveSmallIntegerField(
         default=5, help_text="Monthly mode: day of the next month on which a month's held bonuses are paid.")
     updated_at = models.DateTimeField(auto_now=True)
@@ -96,7 +102,9 @@ class PlanSettings(models.Model):
         verbose_name_plural = "plan settings"
         constraints = [models.CheckConstraint(condition=Q(id=1), name="plan_settings_singleton"),
                        models.CheckConstraint(condition=Q(payout_day__gte=1) & Q(payout_day__lte=28),
-                                              name="plan_settings_payout_day_1_28")]
+                                              name="plan_settings_payout_day_1_28"),
+                       models.CheckConstraint(condition=Q(grace_day__gte=1) & Q(grace_day__lte=28),
+                                              name="plan_settings_grace_day_1_28")]
 
     def __str__(self) -> str:
         return "Plan settings"
@@ -114,6 +122,8 @@ class MemberStats(models.Model):
     rank = models.ForeignKey(Rank, null=True, blank=True, on_delete=models.PROTECT, related_name="+",
                              help_text="Empty means the lowest rank.")
     is_pioneer = models.BooleanField(default=False)
+    loyalty_streak = models.PositiveSmallIntegerField(default=0, db_default=0,
+                                                      help_text="Consecutive Grace Day months (§8a).")
     pioneer_since = models.DateTimeField(null=True, blank=True)
     pioneer_purchase = models.ForeignKey("purchases.Purchase", null=True, blank=True, on_delete=models.SET_NULL,
                                          related_name="+", help_text="The purchase that made this member a pioneer.")
@@ -221,6 +231,7 @@ class Bonus(models.Model):
         INVESTMENT = "investment", "Investment (options)"
         REFERRAL = "referral", "Referral (options)"
         GLOBAL_POOL = "global_pool", "Global pool"
+        GRACE_DAY = "grace_day", "Grace Day (options)"
 
     PASSIVE_KINDS = (Kind.DIFFERENTIAL, Kind.PIONEER, Kind.SYSTEM_COMPRESSION, Kind.GLOBAL_POOL)
 

@@ -14,33 +14,31 @@ import logging
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import date, timedelta
-from decimal import ROUND_DOWN, ROUND_FLOOR, Decimal
+from decimal import Decimal
 
 from django.core.exceptions import ValidationError
-from django.db import DatabaseError, IntegrityError, transaction
-from django.db.models import Count, F, Sum
+from django.db import IntegrityError, transaction
+from django.db.models import Count, Sum
 from django.utils import timezone
 
-from accounts.models import PATH_STEP, LedgerEntry, User, Wallet, path_decode
+from accounts.models import PATH_STEP, LedgerEntry, User, Wallet
 from accounts.services import Posting, wallet_post
 from common.money import MONEY_QUANTUM, ZERO, round_down, round_money
+from mlm import engine
+from mlm.engine import team_volume_enqueue  # noqa: F401 - a public name of this module
 from mlm.models import (
     Bonus,
     MemberStats,
     MonthlyVolume,
     Notification,
-    PlanSettings,
     PoolRun,
-    ProcessedPurchase,
     Rank,
     RankHistory,
     TeamVolumeQueue,
     month_start,
 )
 from mlm.selectors import Plan, plan_load
-from purchases.models import Option, Purchase
-from purchases.selectors import cheapest_active_option
-from purchases.services import purchase_grant
+from purchases.models import Purchase
 
 logger = logging.getLogger(__name__)
 
@@ -74,206 +72,31 @@ def _stats_ensure(user_ids, plan: Plan) -> None:
             [plan.lowest.pk, False, *ids])
 
 
-def _options_for(option: Option, amount: Decimal) -> tuple[int, Decimal]:
-    """qty = floor(amount / unit price), granted = qty × unit price (to 8 places, down)."""
-    if amount <= 0:
-        return 0, ZERO
-    qty = int((amount * option.pack_shares / option.pack_price).to_integral_value(rounding=ROUND_FLOOR))
-    if qty <= 0:
-        return 0, ZERO
-    granted = (qty * option.pack_price / Decimal(option.pack_shares)).quantize(MONEY_QUANTUM, rounding=ROUND_DOWN)
-    return qty, granted
+# --- processing purchases (§5, §11) ---------------------------------------------------------
 
+PROCESS_BATCH = 100  # purchases per transaction in purchase_process_many
 
-def _notify(bonuses: list[Bonus], root_id: int | None = None) -> None:
-    """A notification row per bonus received, then an e-mail after commit. Never breaks the money."""
-    rows = [Notification(user_id=b.user_id, kind=b.kind, amount=b.amount, bonus=b,
-                         message=_bonus_message(b)) for b in bonuses if b.user_id != root_id]
-    _notifications_save(rows)
-
-
-def _bonus_message(b: Bonus) -> str:
-    label = Bonus.Kind(b.kind).label
-    cause = f" on purchase #{b.purchase_id}" if b.purchase_id else (
-        f" for {b.pool_run.month:%Y-%m}" if b.pool_run_id and b.pool_run else "")
-    return f"{label} bonus of {b.amount:,.2f} USD{cause}."
-
-
-def _notifications_save(rows: list[Notification]) -> None:
-    if not rows:
-        return
-    try:
-        with transaction.atomic():
-            created = Notification.objects.bulk_create(rows)
-    except DatabaseError:
-        logger.exception("mlm: could not write %d notification(s); the money is unaffected", len(rows))
-        return
-    ids = [n.pk for n in created if n.pk]
-    if ids:
-        from mlm.tasks import notifications_email_task
-
-        notifications_email_task.delay_on_commit(ids)
-
-
-def team_volume_enqueue(user_ids) -> None:
-    """Queue members for a TV recalculation (a member already queued is not queued twice),
-    and ask a worker to drain the queue after the commit."""
-    ids = [i for i in user_ids]
-    if not ids:
-        return
-    TeamVolumeQueue.objects.bulk_create([TeamVolumeQueue(user_id=i) for i in ids], ignore_conflicts=True)
-    from mlm.tasks import team_volume_drain_task
-
-    team_volume_drain_task.delay_on_commit()
-
-
-# --- processing a purchase (§5) --------------------------------------------------------------
 
 def purchase_process(*, purchase_id: int) -> ProcessResult:
-    """Process a counted purchase exactly once: volumes, pioneer status, investment bonus,
-    differentials with compression and pioneer bonuses, the root's share, referral bonus.
+    """Process a counted purchase exactly once (§5): a batch of one (`mlm.engine`).
 
     A second call (a retried task, a duplicated message, an operator's reprocess) creates
-    nothing and returns `processed=False`.
+    nothing and returns `processed=False`; so does a bonus auto-purchase or a refunded one.
     """
-    with transaction.atomic():
-        purchase = Purchase.objects.select_related("user", "option").filter(pk=purchase_id).first()
-        if purchase is None:
-            raise ValidationError({"purchase_id": f"Unknown purchase {purchase_id}."})
-        if not purchase.is_counted or purchase.user.is_system_root:
-            return ProcessResult(purchase_id, False)
-        try:
-            with transaction.atomic():
-                ProcessedPurchase.objects.create(purchase_id=purchase.pk)
-        except IntegrityError:
-            return ProcessResult(purchase_id, False)  # already processed (or being processed: waited)
-        bonuses = _process(purchase)
-    return ProcessResult(purchase_id, True, bonuses)
+    if not Purchase.objects.filter(pk=purchase_id).exists():
+        raise ValidationError({"purchase_id": f"Unknown purchase {purchase_id}."}, code="unknown_purchase")
+    claimed, bonuses = engine.process_batch([purchase_id])
+    return ProcessResult(purchase_id, bool(claimed), bonuses)
 
 
-def _process(purchase: Purchase) -> list[Bonus]:
-    plan = plan_load()
-    cfg = plan.settings
-    buyer = purchase.user
-    price = purchase.price
-    month = month_start(purchase.created_at)
-    root_id = path_decode(buyer.path)[0]
-    upline_ids = buyer.upline_ids  # sponsor first, root excluded; no query
-    chain_ids = [buyer.pk, *upline_ids]
-
-    # Lock the stats rows of the buyer and the whole upline, in pk order (no deadlocks
-    # between concurrent purchases in the same line); one query.
-    _stats_ensure(chain_ids, plan)
-    stats = {s.user_id: s for s in
-             MemberStats.objects.select_for_update().filter(user_id__in=chain_ids).order_by("user_id")}
-    me = stats[buyer.pk]
-
-    # 1. Volumes.
-    MemberStats.objects.filter(user_id=buyer.pk).update(pv=F("pv") + price)
-    if upline_ids:
-        MemberStats.objects.filter(user_id__in=upline_ids).update(fv=F("fv") + price)
-    if not MonthlyVolume.objects.filter(user_id=buyer.pk, month=month).update(pv=F("pv") + price):
-        MonthlyVolume.objects.create(user_id=buyer.pk, month=month, pv=price)
-    team_volume_enqueue(upline_ids)
-
-    walk_ids = upline_ids[:cfg.max_levels]
-    active = set(MonthlyVolume.objects.filter(user_id__in=walk_ids or upline_ids[:1], month=month,
-                                              pv__gte=cfg.active_min_pv).values_list("user_id", flat=True))
-
-    # 2. Pioneer status (the limit is checked under the settings row's lock).
-    if not me.is_pioneer and price >= cfg.pioneer_threshold:
-        PlanSettings.objects.select_for_update().filter(pk=cfg.pk).first()
-        if MemberStats.objects.filter(is_pioneer=True).count() < cfg.pioneer_limit:
-            MemberStats.objects.filter(user_id=buyer.pk).update(is_pioneer=True, pioneer_since=timezone.now())
-            me.is_pioneer = True
-
-    bonuses: list[Bonus] = []
-
-    # 3. Investment bonus, in options of the project's cheapest active option.
-    inv = _investment_bonus(purchase, plan)
-    if inv is not None:
-        bonuses.append(inv)
-
-    # 4. Differentials with dynamic compression, pioneer bonuses, the root's share.
-    cap = plan.cap_rate
-    buyer_rate = plan.rank(me.rank_id).rate
-    last = buyer_rate
-    compressed = False
-    paid_differential = ZERO
-    pioneers = []
-    for level, uid in enumerate(walk_ids, start=1):
-        if last >= cap:
-            break
-        if uid not in active:
-            compressed = True
-            continue
-        rate = plan.rank(stats[uid].rank_id).rate
-        if rate > last:
-            amount = round_money(price * (rate - last))
-            if amount > 0:
-                bonuses.append(Bonus(user_id=uid, purchase=purchase, kind=Bonus.Kind.DIFFERENTIAL, level=level,
-                                     rate=rate - last, amount=amount, compression_applied=compressed))
-                paid_differential += amount
-                if stats[uid].is_pioneer:
-                    pioneers.append((uid, level))
-            compressed = False
-            last = rate
-    if last < cap:
-        # Differentials + root share == X × (cap − buyer's rate), to the cent.
-        share = round_money(price * (cap - buyer_rate)) - paid_differential
-        if share > 0:
-            bonuses.append(Bonus(user_id=root_id, purchase=purchase, kind=Bonus.Kind.SYSTEM_COMPRESSION,
-                                 rate=cap - last, amount=share, compression_applied=compressed))
-    for uid, level in pioneers:
-        amount = round_money(price * cfg.pioneer_rate)
-        if amount > 0:
-            bonuses.append(Bonus(user_id=uid, purchase=purchase, kind=Bonus.Kind.PIONEER, level=level,
-                                 rate=cfg.pioneer_rate, amount=amount))
-
-    # 5. Referral bonus, in options of the same option.
-    if upline_ids and price >= cfg.referral_threshold and upline_ids[0] in active:
-        sponsor_id = upline_ids[0]
-        qty, granted = _options_for(purchase.option, price * cfg.referral_rate)
-        if qty > 0:
-            grant, _ = purchase_grant(user=User(pk=sponsor_id), option=purchase.option, shares=qty, price=granted,
-                                      kind=Purchase.Kind.BONUS, idempotency_key=f"mlm:referral:{purchase.pk}",
-                                      description=f"Referral bonus on purchase #{purchase.pk}: {qty} options")
-            bonuses.append(Bonus(user_id=sponsor_id, purchase=purchase, kind=Bonus.Kind.REFERRAL, level=1,
-                                 rate=cfg.referral_rate, amount=granted, granted_purchase=grant))
-
-    created = Bonus.objects.bulk_create(bonuses)
-    wallet_post([Posting(user_id=b.user_id, wallet=Wallet.PASSIVE, amount=b.amount, reason=LedgerEntry.Reason.BONUS,
-                         idempotency_key=f"mlm:bonus:{b.pk}", cause=b,
-                         description=f"{Bonus.Kind(b.kind).label} bonus, purchase #{purchase.pk}"
-                                     + (f", level {b.level}" if b.level else ""))
-                 for b in created if b.kind in Bonus.PASSIVE_KINDS])
-    _notify(created, root_id=root_id)
-    return created
-
-
-def _investment_bonus(purchase: Purchase, plan: Plan) -> Bonus | None:
-    buyer_id, project_id = purchase.user_id, purchase.project_id
-    total = (Purchase.objects.filter(user_id=buyer_id, project_id=project_id)
-             .aggregate(t=Sum("price"))["t"] or ZERO)
-    rate = plan.tier_rate(total)
-    if rate <= 0:
-        return None
-    earlier = (Bonus.objects.filter(user_id=buyer_id, kind=Bonus.Kind.INVESTMENT, purchase__project_id=project_id)
-               .aggregate(t=Sum("amount"))["t"] or ZERO)
-    owed = total * rate - earlier
-    if owed <= 0:
-        return None
-    option = cheapest_active_option(project_id=project_id)
-    if option is None:
-        return None  # stays owed until the project has an active option
-    qty, granted = _options_for(option, owed)
-    if qty <= 0:
-        return None
-    grant, _ = purchase_grant(user=purchase.user, option=option, shares=qty, price=granted,
-                              kind=Purchase.Kind.BONUS, idempotency_key=f"mlm:investment:{purchase.pk}",
-                              description=f"Investment bonus on purchase #{purchase.pk}: {qty} options")
-    return Bonus(user_id=buyer_id, purchase=purchase, kind=Bonus.Kind.INVESTMENT, rate=rate, amount=granted,
-                 granted_purchase=grant)
+def purchase_process_many(*, purchase_ids) -> int:
+    """Process purchases in batches (§11): the same result, bonus for bonus, as one by one in
+    id order; each still exactly once. Returns how many were processed now."""
+    ids = sorted({int(i) for i in purchase_ids})
+    done = 0
+    for i in range(0, len(ids), PROCESS_BATCH):
+        done += len(engine.process_batch(ids[i:i + PROCESS_BATCH])[0])
+    return done
 
 
 def purchases_sweep(*, older_than_minutes: int = 5, limit: int = 500) -> int:
@@ -386,7 +209,7 @@ def _rank_change(stats: MemberStats, new_rank: Rank, *, reason: str, note: str =
     history = RankHistory.objects.create(user_id=stats.user_id, old_rank_id=old_id, new_rank=new_rank,
                                          reason=reason, note=note[:255], created_by=created_by)
     old_name = plan.rank(old_id).name if old_id else "—"
-    _notifications_save([Notification(user_id=stats.user_id, kind=Notification.RANK_CHANGE,
+    engine.notifications_save([Notification(user_id=stats.user_id, kind=Notification.RANK_CHANGE,
                                       rank_history=history,
                                       message=f"Your rank changed from {old_name} to {new_rank.name}.")])
     return history
@@ -484,7 +307,7 @@ def global_pool_run(*, month: date) -> PoolRun:
         wallet_post([Posting(user_id=b.user_id, wallet=Wallet.PASSIVE, amount=b.amount,
                              reason=LedgerEntry.Reason.BONUS, idempotency_key=f"mlm:bonus:{b.pk}", cause=b,
                              description=f"Global pool {start:%Y-%m}") for b in created])
-        _notify(created, root_id=root.pk)
+        engine.notify(created, skip_user_ids=[root.pk])
     return run
 
 

@@ -15,7 +15,7 @@ from accounts.models import User, path_encode
 from accounts.selectors import system_root
 from mlm import tasks
 from mlm.models import MemberStats, MonthlyVolume, Rank, month_start
-from mlm.services import purchase_process, team_volume_drain, volumes_rebuild
+from mlm.services import purchase_process, purchase_process_many, team_volume_drain, volumes_rebuild
 from purchases.models import Option, Project, Purchase
 
 
@@ -27,8 +27,10 @@ class Command(BaseCommand):
         parser.add_argument("--depth", type=int, default=200)
         parser.add_argument("--purchases", type=int, default=500)
         parser.add_argument("--seed", type=int, default=1)
+        parser.add_argument("--batch", type=int, default=100,
+                            help="Purchases per purchase_process_many call (1 = purchase_process one by one).")
 
-    def handle(self, *args, members, depth, purchases, seed, **options):
+    def handle(self, *args, members, depth, purchases, seed, batch, **options):
         rng = random.Random(seed)
         root = system_root()
         t0 = time.perf_counter()
@@ -59,20 +61,28 @@ class Command(BaseCommand):
         try:
             t1 = time.perf_counter()
             with connection.execute_wrapper(count):
-                for p in rows:
-                    before = counter["n"]
-                    purchase_process(purchase_id=p.pk)
-                    per_purchase.append((p.user_id == deepest.pk, counter["n"] - before))
+                if batch <= 1:
+                    for p in rows:
+                        before = counter["n"]
+                        purchase_process(purchase_id=p.pk)
+                        per_purchase.append((p.user_id == deepest.pk, counter["n"] - before))
+                else:
+                    for i in range(0, len(rows), batch):
+                        purchase_process_many(purchase_ids=[p.pk for p in rows[i:i + batch]])
             elapsed = time.perf_counter() - t1
         finally:
             tasks.team_volume_drain_task.delay_on_commit, tasks.notifications_email_task.delay_on_commit = saved
         t2 = time.perf_counter()
         drained = team_volume_drain()
         drain_time = time.perf_counter() - t2
-        deep_q = sorted({n for deep, n in per_purchase if deep})
-        other_q = sorted({n for deep, n in per_purchase if not deep})
-        self.stdout.write(f"processed {len(rows)} purchases in {elapsed:.2f} s: {len(rows) / elapsed:.1f} purchases/s")
-        self.stdout.write(f"queries per purchase: buyer at depth {depth}: {deep_q}; random buyers: {other_q}")
+        self.stdout.write(f"processed {len(rows)} purchases in {elapsed:.2f} s: {len(rows) / elapsed:.1f} purchases/s"
+                          f" ({'one by one' if batch <= 1 else f'batches of {batch}'})")
+        if batch <= 1:
+            deep_q = sorted({n for deep, n in per_purchase if deep})
+            other_q = sorted({n for deep, n in per_purchase if not deep})
+            self.stdout.write(f"queries per purchase: buyer at depth {depth}: {deep_q}; random buyers: {other_q}")
+        else:
+            self.stdout.write(f"queries: {counter['n']} in all, {counter['n'] / len(rows):.2f} per purchase")
         self.stdout.write(f"TV recalculation of {drained} queued members: {drain_time:.2f} s")
         t3 = time.perf_counter()
         result = volumes_rebuild()
