@@ -17,5 +17,7 @@ def lock_rows(model: type[models.Model], pks: Iterable[int]) -> dict[int, models
     ids = sorted(set(pks))
     if not ids:
         return {}
-    rows = model._default_manager.select_for_update().filter(pk__in=ids).order_by("pk")
+    # FOR NO KEY UPDATE: blocks other writers of these rows, but not inserts of rows that
+    # reference them (a bonus or a ledger row of this member), which only need KEY SHARE.
+    rows = model._default_manager.select_for_update(no_key=True).filter(pk__in=ids).order_by("pk")
     return {row.pk: row for row in rows}

@@ -7,7 +7,9 @@ class MlmConfig(AppConfig):
 
     def ready(self):
         from common.defaults import restore_defaults_after_flush
-        from mlm import receivers  # noqa: F401 - connects the receivers
+        from mlm import receivers  # connects the receivers
+
+        receivers.connect_plan_receivers()
         from mlm.defaults import seed
 
         restore_defaults_after_flush(self, marker_model="PlanSettings", seed=seed)

@@ -93,9 +93,10 @@ class Loaded:
 def snapshot_load(facts: Sequence[rules.PurchaseFacts], plan: Plan, *, lock: bool = True) -> Loaded:
     """Everything the rules read for `facts`, in a constant number of queries.
 
-    With `lock`, the stats rows of every member touched are locked in user-id order (so
-    concurrent batches in overlapping lines wait rather than deadlock), and the plan's
-    settings row when a purchase could make a pioneer (the pioneer limit is counted under it).
+    Nothing here locks the members' rows: the rules read ranks and pioneer flags (read
+    committed is what "the stored rank when processed" means) and write volumes as increments
+    at the end (`outcomes_write`). With `lock`, the plan's settings row is locked when a
+    purchase could make a pioneer, so the pioneer limit is counted under it.
     """
     prules = plan_rules(plan)
     snap = rules.Snapshot(plan=prules)
@@ -105,11 +106,9 @@ def snapshot_load(facts: Sequence[rules.PurchaseFacts], plan: Plan, *, lock: boo
     months = {f.month for f in facts}
     keys = {(f.user_id, f.project_id) for f in facts}
 
-    stats_qs = MemberStats.objects.filter(user_id__in=chain).order_by("user_id")
-    if lock:
-        stats_qs = stats_qs.select_for_update()
     existing = set()
-    for uid, rank_id, is_pioneer in stats_qs.values_list("user_id", "rank_id", "is_pioneer"):
+    for uid, rank_id, is_pioneer in (MemberStats.objects.filter(user_id__in=chain)
+                                     .values_list("user_id", "rank_id", "is_pioneer")):
         existing.add(uid)
         if uid in walkers:
             snap.members[uid] = rules.MemberState(uid, rank_id, is_pioneer)
@@ -153,9 +152,11 @@ def _investment_load(snap: rules.Snapshot, facts, keys) -> list[tuple[int, int, 
     for uid, project_id, total in before.values_list("user_id", "project_id").annotate(t=Sum("price")):
         if (uid, project_id) in keys:
             snap.invest_total[(uid, project_id)] = total
-    earlier = [(pid, uid, project_id, price) for pid, uid, project_id, price in
-               mine.filter(kind__in=counted, id__gte=first_id, id__lte=last_id).exclude(id__in=batch_ids)
-               .values_list("id", "user_id", "project_id", "price") if (uid, project_id) in keys]
+    earlier = []
+    if last_id > first_id:  # a batch: counted purchases between its ids that it does not hold
+        earlier = [(pid, uid, project_id, price) for pid, uid, project_id, price in
+                   mine.filter(kind__in=counted, id__gt=first_id, id__lt=last_id).exclude(id__in=batch_ids)
+                   .values_list("id", "user_id", "project_id", "price") if (uid, project_id) in keys]
     for uid, project_id, total in (Bonus.objects.filter(user_id__in=users, kind=Bonus.Kind.INVESTMENT,
                                                         purchase__project_id__in=projects)
                                    .exclude(status__in=[Bonus.Status.CANCELLED, Bonus.Status.REVERSED])
@@ -192,23 +193,6 @@ def outcomes_write(plan: Plan, loaded: Loaded, purchases: dict[int, Purchase],
                    outcomes: Sequence[rules.Outcome]) -> list[Bonus]:
     """Write the outcomes of a claimed batch in bulk. Returns the bonuses created."""
     now = timezone.now()
-    lowest_id = plan.lowest.pk
-
-    # Volumes: PV of the buyers, FV of their uplines (one increment per member), monthly PV.
-    pv, fv, monthly = Counter(), Counter(), Counter()
-    for o in outcomes:
-        pv[o.buyer_id] += o.price
-        monthly[(o.buyer_id, o.month)] += o.price
-        for uid in o.fv_user_ids:
-            fv[uid] += o.price
-    missing = sorted((set(pv) | set(fv)) - loaded.existing_stats)
-    if missing:
-        _stats_insert(missing, lowest_id)
-    _stats_increment({uid: (pv.get(uid, ZERO), fv.get(uid, ZERO)) for uid in sorted(set(pv) | set(fv))})
-    _monthly_increment(monthly)
-    pioneers = [(o.buyer_id, o.purchase_id) for o in outcomes if o.becomes_pioneer]
-    for uid, pid in pioneers:  # rare: at most the pioneer limit, ever
-        MemberStats.objects.filter(user_id=uid).update(is_pioneer=True, pioneer_since=now, pioneer_purchase_id=pid)
 
     # Option grants: a bonus auto-purchase each (no signal: no bonus on bonus).
     grants = []
@@ -237,6 +221,9 @@ def outcomes_write(plan: Plan, loaded: Loaded, purchases: dict[int, Purchase],
                               paid_at=now if status == Bonus.Status.PAID else None))
     created = Bonus.objects.bulk_create(rows)
 
+    # The rows every line shares (the root's and the top's balances, the top's volumes) are
+    # written last and in one fixed order — members' balances by id, then stats rows by id —
+    # so concurrent batches hold them only for the end of their transaction and never deadlock.
     postings = []
     for grant in grants:
         label = f"{grant.shares} options ({grant.idempotency_key.split(':')[1]} bonus)"
@@ -250,9 +237,27 @@ def outcomes_write(plan: Plan, loaded: Loaded, purchases: dict[int, Purchase],
     postings += [bonus_posting(b) for b in created if b.kind in Bonus.PASSIVE_KINDS and b.status == Bonus.Status.PAID]
     wallet_post(postings)
 
-    team_volume_enqueue(sorted(set(fv)))
+    # Volumes: PV of the buyers, FV of their uplines (one increment per member), monthly PV.
+    pv, fv, monthly = Counter(), Counter(), Counter()
+    for o in outcomes:
+        pv[o.buyer_id] += o.price
+        monthly[(o.buyer_id, o.month)] += o.price
+        for uid in o.fv_user_ids:
+            fv[uid] += o.price
+    touched = sorted(set(pv) | set(fv))
+    missing = [uid for uid in touched if uid not in loaded.existing_stats]
+    if missing:
+        _stats_insert(missing, plan.lowest.pk)
+    _stats_increment({uid: (pv.get(uid, ZERO), fv.get(uid, ZERO)) for uid in touched})
+    _monthly_increment(monthly)
+    for o in outcomes:  # rare: at most the pioneer limit, ever
+        if o.becomes_pioneer:
+            MemberStats.objects.filter(user_id=o.buyer_id).update(is_pioneer=True, pioneer_since=now,
+                                                                  pioneer_purchase_id=o.purchase_id)
+    team_volume_enqueue(sorted(fv))
+
     root_ids = {path_decode(p.user.path)[0] for p in purchases.values()}
-    notify(created, skip_user_ids=root_ids)
+    transaction.on_commit(lambda: notify(created, skip_user_ids=root_ids))
     return created
 
 
@@ -285,6 +290,8 @@ def _stats_increment(deltas: dict[int, tuple[Decimal, Decimal]]) -> None:
         for uid, (dpv, dfv) in deltas.items():
             MemberStats.objects.filter(user_id=uid).update(pv=F("pv") + dpv, fv=F("fv") + dfv)
         return
+    list(MemberStats.objects.select_for_update(no_key=True).filter(user_id__in=list(deltas))
+         .order_by("user_id").values_list("user_id", flat=True))  # lock in id order: no deadlock
     table = MemberStats._meta.db_table
     values = ", ".join(["(%s::bigint, %s::numeric, %s::numeric)"] * len(deltas))
     params = [x for uid, (dpv, dfv) in deltas.items() for x in (uid, dpv, dfv)]

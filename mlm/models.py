@@ -95,6 +95,9 @@ class PlanSettings(models.Model):
         default=3, help_text="Consecutive Grace Day months that make a member loyalty-qualified.")
     payout_day = models.PositiveSmallIntegerField(
         default=5, help_text="Monthly mode: day of the next month on which a month's held bonuses are paid.")
+    plan_version = models.PositiveIntegerField(
+        default=0, db_default=0, editable=False,
+        help_text="Bumped whenever a rank or tier changes: processes reuse their cached plan until then.")
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:

@@ -14,3 +14,24 @@ def on_purchase_completed(sender, purchase, **kwargs):
     from mlm.tasks import purchase_process_task
 
     purchase_process_task.delay_on_commit(purchase.pk)
+
+
+def _plan_changed(sender, **kwargs):
+    """A rank or tier changed: bump the plan's version so every process reloads it."""
+    from django.db.models import F
+
+    from mlm.models import PlanSettings
+    from mlm.selectors import plan_cache_clear
+
+    PlanSettings.objects.filter(pk=PlanSettings.SINGLETON_PK).update(plan_version=F("plan_version") + 1)
+    plan_cache_clear()
+
+
+def connect_plan_receivers():
+    from django.db.models.signals import post_delete, post_save
+
+    from mlm.models import InvestmentTier, Rank
+
+    for model in (Rank, InvestmentTier):
+        post_save.connect(_plan_changed, sender=model, dispatch_uid=f"mlm.plan_changed.save.{model.__name__}")
+        post_delete.connect(_plan_changed, sender=model, dispatch_uid=f"mlm.plan_changed.delete.{model.__name__}")

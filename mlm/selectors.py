@@ -61,9 +61,24 @@ class Plan:
         return (monthly_pv or ZERO) >= self.settings.active_min_pv
 
 
+_plan_cache: dict = {}
+
+
 def plan_load() -> Plan:
-    return Plan(settings=PlanSettings.load(), ranks=list(Rank.objects.order_by("position")),
-                tiers=list(InvestmentTier.objects.order_by("threshold")))
+    """The plan: one query for the settings row; the ranks and tiers are read again only when
+    `plan_version` moved (a rank or tier was saved or deleted: `mlm.receivers`)."""
+    settings = PlanSettings.load()
+    cached = _plan_cache.get("plan")
+    key = (settings.pk, settings.plan_version, settings.updated_at)  # a re-seeded row has a new time
+    if cached is None or cached[0] != key:
+        cached = (key, list(Rank.objects.order_by("position")),
+                  list(InvestmentTier.objects.order_by("threshold")))
+        _plan_cache["plan"] = cached
+    return Plan(settings=settings, ranks=cached[1], tiers=cached[2])
+
+
+def plan_cache_clear() -> None:
+    _plan_cache.clear()
 
 
 def monthly_pv(*, user: User, month: date | None = None) -> Decimal:

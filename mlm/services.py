@@ -83,9 +83,9 @@ def purchase_process(*, purchase_id: int) -> ProcessResult:
     A second call (a retried task, a duplicated message, an operator's reprocess) creates
     nothing and returns `processed=False`; so does a bonus auto-purchase or a refunded one.
     """
-    if not Purchase.objects.filter(pk=purchase_id).exists():
-        raise ValidationError({"purchase_id": f"Unknown purchase {purchase_id}."}, code="unknown_purchase")
     claimed, bonuses = engine.process_batch([purchase_id])
+    if not claimed and not Purchase.objects.filter(pk=purchase_id).exists():
+        raise ValidationError({"purchase_id": f"Unknown purchase {purchase_id}."}, code="unknown_purchase")
     return ProcessResult(purchase_id, bool(claimed), bonuses)
 
 

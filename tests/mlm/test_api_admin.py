@@ -11,12 +11,13 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def network(root):
+def network(root, django_capture_on_commit_callbacks):
     d = member(rank="director")
     s = member(d)
     other = member()
     p = buy(s, option("1000"))
-    purchase_process(purchase_id=p.pk)
+    with django_capture_on_commit_callbacks(execute=True):  # notifications are written after the commit
+        purchase_process(purchase_id=p.pk)
     return d, s, other, p
 
 
