@@ -125,7 +125,7 @@ class Posting:
     created_at: object | None = None
 
 
-def wallet_post(postings: Sequence[Posting]) -> list[LedgerEntry]:
+def wallet_post(postings: Sequence[Posting], *, savepoint: bool = True) -> list[LedgerEntry]:
     """Apply `postings` atomically. Returns the ledger rows created (already-present
     idempotency keys are skipped, so a retry creates nothing).
 
@@ -143,7 +143,9 @@ def wallet_post(postings: Sequence[Posting]) -> list[LedgerEntry]:
     if len(set(keys)) != len(keys):
         raise ValidationError("Duplicate idempotency keys in one posting batch.")
 
-    with transaction.atomic():
+    # `savepoint=False` for callers whose own transaction must roll back whole on an error (the
+    # batch processing of purchases): two statements fewer.
+    with transaction.atomic(savepoint=savepoint):
         users = lock_rows(User, (p.user_id for p in postings))
         missing = {p.user_id for p in postings} - users.keys()
         if missing:

@@ -235,7 +235,7 @@ def outcomes_write(plan: Plan, loaded: Loaded, purchases: dict[int, Purchase],
                     reason=LedgerEntry.Reason.BONUS_PURCHASE, idempotency_key=f"purchase:{grant.pk}:debit",
                     cause=grant, description=label)]
     postings += [bonus_posting(b) for b in created if b.kind in Bonus.PASSIVE_KINDS and b.status == Bonus.Status.PAID]
-    wallet_post(postings)
+    wallet_post(postings, savepoint=False)
 
     # Volumes: PV of the buyers, FV of their uplines (one increment per member), monthly PV.
     pv, fv, monthly = Counter(), Counter(), Counter()
