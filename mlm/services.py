@@ -75,6 +75,7 @@ def _stats_ensure(user_ids, plan: Plan) -> None:
 # --- processing purchases (§5, §11) ---------------------------------------------------------
 
 PROCESS_BATCH = 100  # purchases per transaction in purchase_process_many
+PENDING_WINDOW = 100_000  # how far back (in ids) a purchase's task looks for others still waiting
 
 
 def purchase_process(*, purchase_id: int) -> ProcessResult:
@@ -99,19 +100,37 @@ def purchase_process_many(*, purchase_ids) -> int:
     return done
 
 
+def purchases_pending(*, up_to: int | None = None, older_than=None, limit: int = PROCESS_BATCH) -> list[int]:
+    """Counted, unrefunded purchases not processed yet, oldest first (a bounded scan)."""
+    qs = (Purchase.objects.filter(kind__in=Purchase.COUNTED_KINDS, refunded_at__isnull=True,
+                                  mlm_processed__isnull=True).exclude(user__is_system_root=True))
+    if up_to is not None:
+        qs = qs.filter(id__lte=up_to, id__gt=up_to - PENDING_WINDOW)
+    if older_than is not None:
+        qs = qs.filter(created_at__lt=older_than)
+    return list(qs.order_by("id").values_list("id", flat=True)[:limit])
+
+
+def purchase_process_pending(*, purchase_id: int) -> int:
+    """What the task for a new purchase runs: that purchase and the ones still waiting before it,
+    as one batch — so a burst of purchases is processed in a few transactions, in id order, and
+    the tasks of the others then find nothing left to do."""
+    ids = set(purchases_pending(up_to=purchase_id))
+    ids.add(purchase_id)
+    return purchase_process_many(purchase_ids=ids)
+
+
 def purchases_sweep(*, older_than_minutes: int = 5, limit: int = 500) -> int:
-    """Process counted purchases that have no processed marker after some minutes
-    (a lost message). Returns how many were processed now."""
+    """Process counted purchases that have no processed marker after some minutes (a lost
+    message), in batches. Returns how many were processed now."""
     cutoff = timezone.now() - timedelta(minutes=older_than_minutes)
-    ids = list(Purchase.objects.filter(kind__in=Purchase.COUNTED_KINDS, created_at__lt=cutoff,
-                                       mlm_processed__isnull=True)
-               .exclude(user__is_system_root=True).order_by("id").values_list("id", flat=True)[:limit])
+    ids = purchases_pending(older_than=cutoff, limit=limit)
     done = 0
-    for pid in ids:
+    for i in range(0, len(ids), PROCESS_BATCH):
         try:
-            done += purchase_process(purchase_id=pid).processed
-        except Exception:  # one bad purchase must not stop the sweep; it is logged and retried next time
-            logger.exception("mlm: sweeping purchase %s failed", pid)
+            done += purchase_process_many(purchase_ids=ids[i:i + PROCESS_BATCH])
+        except Exception:  # one bad batch must not stop the sweep; it is logged and retried next time
+            logger.exception("mlm: sweeping purchases %s…%s failed", ids[i], ids[min(i + PROCESS_BATCH, len(ids)) - 1])
     return done
 
 

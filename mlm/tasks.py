@@ -15,10 +15,11 @@ logger = logging.getLogger(__name__)
 
 @shared_task(name="mlm.purchase_process", acks_late=True, autoretry_for=(Exception,), retry_backoff=True,
              max_retries=5)
-def purchase_process_task(purchase_id: int) -> bool:
-    from mlm.services import purchase_process
+def purchase_process_task(purchase_id: int) -> int:
+    """The purchase and those still waiting before it, as one batch. Returns how many were processed."""
+    from mlm.services import purchase_process_pending
 
-    return purchase_process(purchase_id=purchase_id).processed
+    return purchase_process_pending(purchase_id=purchase_id)
 
 
 @shared_task(name="mlm.purchases_sweep", acks_late=True)
