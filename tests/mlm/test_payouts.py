@@ -9,22 +9,23 @@ import pytest
 from django.apps import apps
 from django.contrib.contenttypes.models import ContentType
 from django.core.exceptions import ValidationError
-from django.core.management import call_command
+from django.core.management import CommandError, call_command
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from django_celery_beat.models import PeriodicTask
 
-from accounts.models import LedgerEntry, Wallet
+from accounts.models import LedgerEntry, User, Wallet
 from accounts.selectors import ledger_mismatches
 from mlm import payouts
 from mlm.defaults import PAYOUT_SCHEDULE, schedules_seed
 from mlm.models import Bonus, Notification, PayoutRun, PlanSettings, month_start
-from mlm.selectors import payable_bonuses, payout_preview, pending_bonus_mismatches
+from mlm.selectors import member_summary, payable_bonuses, payout_preview, pending_bonus_mismatches
 from mlm.services import global_pool_run, payout_run, payout_run_with_status, purchase_process
 from mlm.tasks import payout_run_due_task
 from purchases.models import Purchase
 from tests.concurrency import run_concurrently
+from tests.factories import UserFactory
 from tests.mlm.factories import buy, make_active, member, option
 
 pytestmark = pytest.mark.django_db
@@ -393,3 +394,152 @@ def test_beat_task_is_idempotent(e1):
     assert first == PayoutRun.objects.get().pk
     assert payout_run_due_task.delay().get() is None  # a second beat, a retried task
     assert PayoutRun.objects.count() == 1 and not Bonus.objects.filter(status="pending").exists()
+
+
+# --- summary, bonus list, ledger check ------------------------------------------------------------
+
+def test_summary_shows_pending_paid_reversed_and_debt(e1, member_client):
+    d, b, s = e1
+    monthly()
+    process(s, month=months_ago(1))
+    summary = member_summary(user=d)
+    assert (summary["bonuses_pending"], summary["bonuses_paid"], summary["bonuses_reversed"]) == (
+        D("100.00"), 0, 0)
+    payout_run(month=months_ago(1))
+    process(s)
+    Bonus.objects.filter(user=d, status="paid").update(status="reversed")  # as a refund would
+    User.objects.filter(pk=d.pk).update(clawback_debt=D("12.50"))
+    process(s, month=months_ago(1))
+    summary = member_summary(user=d)
+    assert (summary["bonuses_pending"], summary["bonuses_paid"], summary["bonuses_reversed"],
+            summary["clawback_debt"]) == (D("200.00"), 0, D("100.00"), D("12.50"))
+    body = member_client(d).get("/api/mlm/me/summary/").json()
+    assert (D(body["bonuses_pending"]), D(body["bonuses_paid"]), D(body["bonuses_reversed"]),
+            D(body["clawback_debt"])) == (D("200"), 0, D("100"), D("12.5"))
+    investment = member_summary(user=s)  # options are not cash: not in these totals
+    assert investment["bonuses_paid"] == 0 and Bonus.objects.filter(user=s, kind="investment").exists()
+
+
+def test_bonus_list_shows_status_and_filters_by_it(e1, member_client):
+    d, b, s = e1
+    monthly()
+    process(s, month=months_ago(1))
+    payout_run(month=months_ago(1))
+    process(s)
+    c = member_client(d)
+    rows = c.get("/api/mlm/me/bonuses/").json()["results"]
+    assert sorted(r["status"] for r in rows) == ["paid", "pending"]
+    paid = c.get("/api/mlm/me/bonuses/?status=paid").json()
+    assert paid["count"] == 1 and paid["results"][0]["payout_run"] == PayoutRun.objects.get().pk
+    assert paid["results"][0]["paid_at"] is not None
+    assert c.get("/api/mlm/me/bonuses/?status=pending").json()["count"] == 1
+    assert c.get("/api/mlm/me/bonuses/?status=nope").status_code == 400
+
+
+def test_ledger_check_finds_bonus_statuses_that_disagree_with_the_ledger(e1):
+    d, b, s = e1
+    monthly()
+    p = process(s, month=months_ago(1))
+    held = Bonus.objects.get(purchase=p, user=d)
+    from accounts.services import wallet_post
+
+    wallet_post([payouts.bonus_posting(held)])  # credited, but still marked pending
+    unpaid = Bonus.objects.get(purchase=p, user=b)
+    Bonus.objects.filter(pk=unpaid.pk).update(status="paid")  # marked paid, never credited
+    problems = {(x["bonus_id"], x["problem"]) for x in pending_bonus_mismatches()}
+    assert problems == {(held.pk, "a pending bonus must not be credited"),
+                        (unpaid.pk, "a paid bonus needs exactly one credit of its amount")}
+    assert ledger_mismatches() == []  # the balances themselves agree with the ledger
+    with pytest.raises(CommandError, match="2 bonus"):
+        call_command("check_ledger")
+
+
+# --- admin and API ---------------------------------------------------------------------------------
+
+@pytest.fixture
+def operator(db):
+    return UserFactory(email="op-payouts@example.com", is_staff=True, is_superuser=True)
+
+
+def test_admin_payouts_page_previews_and_pays(e1, client, operator):
+    d, b, s = e1
+    monthly()
+    last = months_ago(1)
+    process(s, month=last)
+    client.force_login(operator)
+    assert "Payouts: preview and pay a month" in client.get("/admin/mlm/payoutrun/").content.decode()
+
+    page = client.get(f"/admin/mlm/payoutrun/pay/?month={last:%Y-%m}")
+    html = page.content.decode()
+    assert page.status_code == 200 and d.email in html and "140.00" in html and "Pay now" in html
+    assert not PayoutRun.objects.exists() and not LedgerEntry.objects.filter(reason="bonus").exists()
+    assert client.get("/admin/mlm/payoutrun/pay/").status_code == 200  # defaults to the previous month
+    assert "YYYY-MM" in client.get("/admin/mlm/payoutrun/pay/?month=2025-13").content.decode()
+
+    r = client.post("/admin/mlm/payoutrun/pay/", {"month": f"{last:%Y-%m}"}, follow=True)
+    assert "Paid 2 held bonus(es)" in r.content.decode()
+    run = PayoutRun.objects.get()
+    assert run.created_by == operator and run.total == D("140.00")
+    r = client.post("/admin/mlm/payoutrun/pay/", {"month": f"{last:%Y-%m}"}, follow=True)
+    assert "already paid out" in r.content.decode() and PayoutRun.objects.count() == 1
+    r = client.post("/admin/mlm/payoutrun/pay/", {"month": f"{timezone.now():%Y-%m}"}, follow=True)
+    assert "not over yet" in r.content.decode() and PayoutRun.objects.count() == 1
+
+    for url in ("/admin/mlm/payoutrun/", f"/admin/mlm/payoutrun/{run.pk}/change/", "/admin/mlm/bonus/?status=paid",
+                f"/admin/mlm/bonus/?payout_run__id__exact={run.pk}", "/admin/mlm/plansettings/"):
+        assert client.get(url).status_code == 200, url
+    assert "payout_mode" in client.get("/admin/mlm/plansettings/1/change/").content.decode()
+
+
+def test_admin_plan_settings_refuse_a_payout_day_beyond_28(client, operator):
+    client.force_login(operator)
+    form = client.get("/admin/mlm/plansettings/1/change/").context["adminform"].form
+    data = {k: v for k, v in form.initial.items() if v is not None and k != "id"}
+    data.update(payout_mode="monthly", payout_day=29)
+    r = client.post("/admin/mlm/plansettings/1/change/", data)
+    assert r.status_code == 200 and "payout_day" in r.context["adminform"].form.errors
+    data["payout_day"] = 10
+    assert client.post("/admin/mlm/plansettings/1/change/", data).status_code == 302
+    assert (PlanSettings.load().payout_mode, PlanSettings.load().payout_day) == ("monthly", 10)
+
+
+def test_admin_payouts_need_permission(e1, client):
+    staff = UserFactory(email="viewer@example.com", is_staff=True)
+    client.force_login(staff)
+    assert client.get("/admin/mlm/payoutrun/pay/").status_code == 403
+    assert client.post("/admin/mlm/payoutrun/pay/", {"month": f"{months_ago(1):%Y-%m}"}).status_code == 403
+    assert not PayoutRun.objects.exists()
+
+
+def test_payouts_api_for_staff(e1, member_client, operator):
+    d, b, s = e1
+    monthly()
+    last = months_ago(1)
+    process(s, month=last)
+    staff = member_client(operator)
+    assert member_client(d).get(f"/api/mlm/payouts/preview/?month={last:%Y-%m}").status_code == 403
+    assert member_client(d).post("/api/mlm/payouts/run/", {"month": f"{last:%Y-%m}"}).status_code == 403
+
+    r = staff.get(f"/api/mlm/payouts/preview/?month={last:%Y-%m}")
+    body = r.json()
+    assert r.status_code == 200 and D(body["total"]) == D("140") and body["count"] == 2
+    assert body["month"] == f"{last:%Y-%m}" and body["runnable"] is True and body["run"] is None
+    assert [(m["email"], D(m["amount"])) for m in body["by_member"]] == [(d.email, D("100")), (b.email, D("40"))]
+    assert D(body["by_kind"]["differential"]["amount"]) == D("140")
+    for bad in ("2025-13", "2025-00", "0000-01", "june"):
+        r = staff.get(f"/api/mlm/payouts/preview/?month={bad}")
+        assert r.status_code == 400 and "YYYY-MM" in r.json()["message"], bad
+
+    r = staff.post("/api/mlm/payouts/run/", {"month": f"{last:%Y-%m}"}, format="json")
+    assert r.status_code == 201 and r.json()["month"] == f"{last:%Y-%m}" and r.json()["bonuses"] == 2
+    assert D(r.json()["total"]) == D("140") and r.json()["created_by"] == operator.pk
+    r = staff.post("/api/mlm/payouts/run/", {"month": f"{last:%Y-%m}"}, format="json")
+    assert r.status_code == 409 and "already paid out" in r.json()["message"]
+    r = staff.post("/api/mlm/payouts/run/", {"month": f"{timezone.now():%Y-%m}"}, format="json")
+    assert r.status_code == 400 and "not over" in r.json()["message"]
+    assert staff.post("/api/mlm/payouts/run/", {}, format="json").status_code == 400
+
+    runs = staff.get("/api/mlm/payouts/").json()
+    assert runs["count"] == 1 and runs["results"][0]["month"] == f"{last:%Y-%m}"
+    after = staff.get(f"/api/mlm/payouts/preview/?month={last:%Y-%m}").json()
+    assert after["already_run"] is True and after["run"]["bonuses"] == 2 and D(after["total"]) == 0
