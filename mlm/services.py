@@ -1,4 +1,5 @@
-"""Writes of the mlm app: processing a purchase, team volumes, ranks, the global pool.
+"""Writes of the mlm app: processing a purchase, team volumes, ranks, the global pool
+(bonus holds and the monthly payout run are in `mlm.payouts`, re-exported here).
 
 `purchase_process` runs the plan's §5 in one transaction and a constant number of
 queries whatever the upline depth: the upline ids come from the buyer's path (no
@@ -21,8 +22,7 @@ from django.db import DatabaseError, IntegrityError, transaction
 from django.db.models import Count, F, Sum
 from django.utils import timezone
 
-from accounts.models import PATH_STEP, LedgerEntry, User, Wallet, path_decode
-from accounts.services import Posting, wallet_post
+from accounts.models import PATH_STEP, User, path_decode
 from common.money import MONEY_QUANTUM, ZERO, round_down, round_money
 from mlm.models import (
     Bonus,
@@ -37,6 +37,7 @@ from mlm.models import (
     TeamVolumeQueue,
     month_start,
 )
+from mlm.payouts import bonuses_create, payout_run, payout_run_with_status  # noqa: F401 - the service API
 from mlm.selectors import Plan, plan_load
 from purchases.models import Option, Purchase
 from purchases.selectors import cheapest_active_option
@@ -96,7 +97,8 @@ def _bonus_message(b: Bonus) -> str:
     label = Bonus.Kind(b.kind).label
     cause = f" on purchase #{b.purchase_id}" if b.purchase_id else (
         f" for {b.pool_run.month:%Y-%m}" if b.pool_run_id and b.pool_run else "")
-    return f"{label} bonus of {b.amount:,.2f} USD{cause}."
+    held = " It is held until the monthly payout." if b.status == Bonus.Status.PENDING else ""
+    return f"{label} bonus of {b.amount:,.2f} USD{cause}.{held}"
 
 
 def _notifications_save(rows: list[Notification]) -> None:
@@ -241,12 +243,7 @@ def _process(purchase: Purchase) -> list[Bonus]:
             bonuses.append(Bonus(user_id=sponsor_id, purchase=purchase, kind=Bonus.Kind.REFERRAL, level=1,
                                  rate=cfg.referral_rate, amount=granted, granted_purchase=grant))
 
-    created = Bonus.objects.bulk_create(bonuses)
-    wallet_post([Posting(user_id=b.user_id, wallet=Wallet.PASSIVE, amount=b.amount, reason=LedgerEntry.Reason.BONUS,
-                         idempotency_key=f"mlm:bonus:{b.pk}", cause=b,
-                         description=f"{Bonus.Kind(b.kind).label} bonus, purchase #{purchase.pk}"
-                                     + (f", level {b.level}" if b.level else ""))
-                 for b in created if b.kind in Bonus.PASSIVE_KINDS])
+    created = bonuses_create(bonuses, settings=cfg)  # credited now, or held for the payout run
     _notify(created, root_id=root_id)
     return created
 
@@ -478,12 +475,7 @@ def global_pool_run(*, month: date) -> PoolRun:
                          rate=plan.settings.pool_rate) for uid in qualifiers if share > 0]
         if remainder > 0:
             bonuses.append(Bonus(user_id=root.pk, pool_run=run, kind=Bonus.Kind.GLOBAL_POOL, amount=remainder))
-        created = Bonus.objects.bulk_create(bonuses)
-        for b in created:
-            b.pool_run = run
-        wallet_post([Posting(user_id=b.user_id, wallet=Wallet.PASSIVE, amount=b.amount,
-                             reason=LedgerEntry.Reason.BONUS, idempotency_key=f"mlm:bonus:{b.pk}", cause=b,
-                             description=f"Global pool {start:%Y-%m}") for b in created])
+        created = bonuses_create(bonuses, settings=plan.settings)  # credited now, or held
         _notify(created, root_id=root.pk)
     return run
 
