@@ -5,10 +5,12 @@ Every amount is a `Decimal`. Floats are refused: `0.1 + 0.2` is not money.
 
 from __future__ import annotations
 
-from decimal import ROUND_DOWN, ROUND_HALF_EVEN, Decimal, InvalidOperation
+from decimal import ROUND_DOWN, ROUND_HALF_EVEN, Decimal
 
 from django.core.exceptions import ValidationError
 from django.db import models
+
+from common.numbers import parse_ascii_decimal
 
 MONEY_MAX_DIGITS = 20
 MONEY_DECIMAL_PLACES = 8
@@ -27,7 +29,7 @@ def MoneyField(*args, **kwargs) -> models.DecimalField:  # noqa: N802 - reads li
 
 
 def to_decimal(value, *, field: str = "amount") -> Decimal:
-    """Parse `Decimal`, `int` or a numeric `str` into a finite `Decimal`.
+    """Parse `Decimal`, `int` or a numeric `str` (ASCII only: `common.numbers`) into a finite `Decimal`.
 
     Refuses floats, booleans, NaN, Infinity and anything non-numeric with a
     `ValidationError` keyed by `field`. Thousands separators are *not* accepted
@@ -42,8 +44,8 @@ def to_decimal(value, *, field: str = "amount") -> Decimal:
         result = Decimal(value)
     elif isinstance(value, str):
         try:
-            result = Decimal(value.strip())
-        except InvalidOperation:
+            result = parse_ascii_decimal(value)
+        except ValueError:
             raise ValidationError({field: f"{field} is not a number: {value!r}."}) from None
     else:
         raise ValidationError({field: f"{field} must be a Decimal, an int or a numeric string."})

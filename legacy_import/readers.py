@@ -89,26 +89,40 @@ def _csv_lines(path: Path) -> Iterator[tuple[int, list]]:
 
 def _xlsx_lines(path: Path, sheet: str | None) -> Iterator[tuple[int, list]]:
     import openpyxl
-    from openpyxl.utils.exceptions import InvalidFileException
 
+    # A file that is not a workbook fails in many ways inside openpyxl and the zip and XML
+    # layers under it (BadZipFile, KeyError, ParseError, ValueError, zlib.error, EOFError…),
+    # on opening or only while rows are read: every one of them is the file's fault.
     try:
         workbook = openpyxl.load_workbook(path, read_only=True, data_only=True)
-    except (InvalidFileException, OSError, KeyError, ValueError) as exc:
-        raise ValidationError(f"Not a readable XLSX file: {exc}.") from None
+    except Exception as exc:  # noqa: BLE001 - see above; the reason is reported, not hidden
+        raise ValidationError(f"Not a readable XLSX file: {_reason(exc)}.") from None
+    line = 0
     try:
         if sheet:
             if sheet not in workbook.sheetnames:
                 raise ValidationError(f"No sheet named {sheet!r}; the workbook has: "
                                       f"{', '.join(workbook.sheetnames)}.")
             worksheet = workbook[sheet]
-        else:
+        elif workbook.worksheets:
             worksheet = workbook.worksheets[0]
+        else:
+            raise ValidationError("The workbook has no worksheet.")
         # Exported files sometimes carry wrong dimensions; read every row that is there.
         worksheet.reset_dimensions()
         for line, values in enumerate(worksheet.iter_rows(values_only=True), start=1):
             yield line, list(values)
+    except ValidationError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - a damaged sheet, as above
+        raise ValidationError(f"Row {line + 1}: the sheet cannot be read ({_reason(exc)}).") from None
     finally:
         workbook.close()
+
+
+def _reason(exc: Exception) -> str:
+    detail = str(exc).strip().rstrip(".")
+    return f"{type(exc).__name__}: {detail}" if detail else type(exc).__name__
 
 
 def read_rows(path: str | Path, *, sheet: str | None = None) -> Iterator[tuple[int, dict]]:

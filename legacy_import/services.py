@@ -2,17 +2,28 @@
 
 `legacy_file_import` runs in two phases:
 
-1. **Validate** every row, in file order, against data loaded in bulk up front
-   (projects and options once, existing members and already-imported
-   legacy_ids with one query per 1,000 values). File order matters for
-   sponsors: a `sponsor_email` must be a member already, or the buyer of a
-   *good* row on an earlier line. Nothing is written in this phase.
+1. **Validate** every row, without writing anything:
+   - each row alone (`_check_cells`): every column against its own rules and its model
+     column (no control characters, lengths from the fields' `max_length`, e-mails as
+     `member_create` checks them, strict ASCII numbers, dates from 2000 to now), and the
+     projects and options loaded once;
+   - then, in bulk, the values that passed (one query per 1,000 values): legacy_ids
+     already imported, members that already exist — so a bad cell never reaches a query;
+   - then the sponsors, across the whole file whatever the line order: a new member's
+     sponsor is the one named on its first good row, and must be the root (blank), a
+     member, or another new member whose own chain resolves. Unknown sponsors, sponsors
+     whose rows are all refused, and cycles within the file refuse every row that
+     depends on them, so a second run of the same file finds nothing more to import.
 2. **Import** the good rows in `purchased_at` order (ties by line). Each row is
    one transaction: the buyer (and, first, any sponsor the file introduces that
-   does not exist yet — dependency order, whatever the dates), the legacy
+   does not exist yet — parents first, whatever the dates), the legacy
    purchase through `purchases.services.purchase_grant` (credit + debit on the
    active wallet, `purchase_completed` after commit) and its `LegacyRecord`.
-   A failing row rolls back alone; the others go on.
+   A failing row — a `ValidationError`, or a `DataError`/`IntegrityError` the
+   database raises — rolls back alone and is reported; the others go on.
+
+A file-level problem (unreadable, not a workbook, no header, not UTF-8) imports
+nothing and leaves a `failed` run whose errors say why.
 
 A dry run does phase 1 only and writes nothing at all — not even its
 `ImportRun`: the returned run is unsaved and carries the plan.
@@ -29,7 +40,7 @@ from decimal import Decimal
 from pathlib import Path
 
 from django.core.exceptions import ValidationError
-from django.db import IntegrityError, transaction
+from django.db import DataError, IntegrityError, transaction
 from django.utils import timezone
 
 from accounts.models import User
@@ -46,7 +57,7 @@ from purchases.services import purchase_grant
 logger = logging.getLogger(__name__)
 
 BULK = 1000
-LEGACY_ID_MAX = 100
+LEGACY_ID_MAX = LegacyRecord._meta.get_field("legacy_id").max_length
 MAX_REPORTED = 10_000  # errors/warnings kept on a run (a whole bad file must not bloat the row)
 
 
@@ -85,7 +96,8 @@ class Plan:
 
 
 def _issue(line: int | None, column: str, reason: str) -> dict:
-    return {"line": line, "column": column, "reason": reason}
+    # A reason may quote a library's message: keep NUL out of it (jsonb refuses "\\u0000").
+    return {"line": line, "column": column, "reason": reason.replace("\x00", "\\x00")}
 
 
 def _chunks(values: Iterable, size: int = BULK):
@@ -155,121 +167,236 @@ def _existing_records(legacy_ids: Iterable[str]) -> dict[str, LegacyRecord]:
     return records
 
 
-def plan_rows(rows: list[tuple[int, dict]], *, now: datetime) -> Plan:
-    """Phase 1: validate every row (file order) and decide what would happen. Reads only."""
-    plan = Plan(read=len(rows))
-    lines_by_id: dict[str, list[int]] = defaultdict(list)
-    emails: set[str] = set()
-    for line, cells in rows:
-        legacy_id = parsing.text(cells.get("legacy_id"))
-        if legacy_id:
-            lines_by_id[legacy_id].append(line)
-        for column in ("email", "sponsor_email"):
-            value = parsing.text(cells.get(column)).lower()
-            if value:
-                emails.add(value)
-    records = _existing_records(lines_by_id)
-    plan.users = users = _existing_users(emails)
-    catalogue = _Catalogue()
-    root_email = system_root().email.lower()
+@dataclass
+class _Cells:
+    """A row's cells after the checks that need no other row and no query (pass 1)."""
 
-    for line, cells in rows:
-        row_errors: list[dict] = []
+    line: int
+    cells: dict
+    legacy_id: str | None = None  # None: missing or refused
+    email: str | None = None
+    sponsor_email: str = ""
+    first_name: str = ""
+    last_name: str = ""
+    option: Option | None = None
+    shares: int | None = None
+    unit_price: Decimal | None = None
+    price: Decimal | None = None
+    purchased_at: datetime | None = None
+    errors: list[dict] = field(default_factory=list)
 
-        def fail(column: str, reason: str, _errors=row_errors, _line=line) -> None:
-            _errors.append(_issue(_line, column, reason))
 
-        def parse(column: str, parser, *, required: bool, _cells=cells):
-            value = _cells.get(column)
-            if parsing.text(value) == "":
-                if required:
-                    fail(column, f"{column} is required")
-                return None
-            try:
-                return parser(value)
-            except CellError as exc:
-                fail(column, f"{column} {exc.reason}")
-                return None
+def _check_cells(line: int, cells: dict, *, catalogue: _Catalogue, root_email: str,
+                 now: datetime) -> _Cells:
+    """Pass 1: every column against its own rules (parsing) and the catalogue. No query."""
+    row = _Cells(line=line, cells=cells)
 
-        legacy_id = parsing.text(cells.get("legacy_id"))
-        if not legacy_id:
-            fail("legacy_id", "legacy_id is required")
-        elif len(legacy_id) > LEGACY_ID_MAX:
-            fail("legacy_id", f"legacy_id is longer than {LEGACY_ID_MAX} characters")
-        elif len(lines_by_id[legacy_id]) > 1:
-            others = ", ".join(str(n) for n in lines_by_id[legacy_id])
-            fail("legacy_id", f"duplicate legacy_id {legacy_id!r} on lines {others}: "
-                              "every occurrence is refused")
-        elif legacy_id in records:
-            _note_skip(plan, line, legacy_id, records[legacy_id], cells)
-            continue
+    def fail(column: str, reason: str) -> None:
+        row.errors.append(_issue(line, column, reason))
 
-        email = parse("email", parsing.email, required=True)
-        sponsor_email = parse("sponsor_email", parsing.email, required=False) or ""
-        first_name = parsing.text(cells.get("first_name"))[:150]
-        last_name = parsing.text(cells.get("last_name"))[:150]
-        project_name = parsing.text(cells.get("project"))
-        option = None
-        if not project_name:
-            fail("project", "project is required")
+    def parse(column: str, parser, *, required: bool):
+        value = cells.get(column)
+        if parsing.text(value) == "":
+            if required:
+                fail(column, f"{column} is required")
+            return None
+        try:
+            return parser(value)
+        except CellError as exc:
+            fail(column, f"{column} {exc.reason}")
+            return None
+
+    row.legacy_id = parse("legacy_id", lambda v: parsing.bounded_text(v, max_length=LEGACY_ID_MAX),
+                          required=True)
+    row.email = parse("email", parsing.email, required=True)
+    row.sponsor_email = parse("sponsor_email", parsing.email, required=False) or ""
+    row.first_name = parse("first_name", lambda v: parsing.name(v, column="first_name"), required=False) or ""
+    row.last_name = parse("last_name", lambda v: parsing.name(v, column="last_name"), required=False) or ""
+    project_name = parse("project", parsing.check_text, required=True)
+    option_name = parse("option", parsing.check_text, required=False) or ""
+    option_refused = any(e["column"] == "option" for e in row.errors)
+    if project_name:
+        try:
+            project = catalogue.project(project_name)
+        except CellError as exc:
+            fail("project", exc.reason)
         else:
-            try:
-                project = catalogue.project(project_name)
-            except CellError as exc:
-                fail("project", exc.reason)
-            else:
+            if not option_refused:
                 try:
-                    option = catalogue.option(project, parsing.text(cells.get("option")))
+                    row.option = catalogue.option(project, option_name)
                 except CellError as exc:
                     fail("option", exc.reason)
-        shares = parse("quantity", parsing.quantity, required=True)
-        unit_price = parse("cost_per_share", parsing.price, required=True)
-        purchased_at = parse("purchased_at", lambda v: parsing.moment(v, now=now), required=True)
-        price = None
-        if shares is not None and unit_price is not None:
-            price = shares * unit_price
-            if price > MONEY_MAX:
-                fail("cost_per_share", "price (quantity × cost_per_share) is too large")
+    row.shares = parse("quantity", parsing.quantity, required=True)
+    row.unit_price = parse("cost_per_share", parsing.price, required=True)
+    row.purchased_at = parse("purchased_at", lambda v: parsing.moment(v, now=now), required=True)
+    if row.shares is not None and row.unit_price is not None:
+        row.price = row.shares * row.unit_price
+        if row.price > MONEY_MAX:
+            fail("cost_per_share", "price (quantity × cost_per_share) is too large")
+    if row.email:
+        if row.email == root_email:
+            fail("email", "the system root does not buy")
+        if row.sponsor_email == row.email:
+            fail("sponsor_email", "a member cannot sponsor itself")
+    return row
 
-        if email:
-            if email == root_email:
-                fail("email", "the system root does not buy")
-            if sponsor_email and sponsor_email == email:
-                fail("sponsor_email", "a member cannot sponsor itself")
-            elif sponsor_email and sponsor_email not in users and sponsor_email not in plan.new_members:
-                fail("sponsor_email", f"unknown sponsor {sponsor_email!r}: not a member and not the "
-                                      "buyer of a good row on an earlier line")
 
-        if row_errors:
-            plan.errors.extend(row_errors)
-            plan.failed_lines.add(line)
+def _sponsor_outcomes(declared: dict[str, _Cells], users: dict[str, User],
+                      buyer_lines: dict[str, list[int]]) -> dict[str, str | None]:
+    """For each new member (its declaring row: its first good row), None when its sponsor
+    chain reaches the root or an existing member, else why not: an unknown sponsor, a
+    sponsor that is refused itself, or a cycle of sponsors within the file.
+
+    Each new member names one sponsor, so the references form a functional graph: one
+    walk up from each member, remembering the path, finds where it ends or loops. Linear.
+    """
+    outcome: dict[str, str | None] = {}
+    for start in declared:
+        path: list[str] = []
+        on_path: dict[str, int] = {}
+        current = start
+        while current not in outcome:
+            on_path[current] = len(path)
+            path.append(current)
+            sponsor = declared[current].sponsor_email
+            if not sponsor or sponsor in users:
+                outcome[current] = None
+            elif sponsor in on_path:
+                cycle = path[on_path[sponsor]:]
+                loop = " → ".join([*cycle, sponsor])
+                for member in cycle:
+                    outcome[member] = f"the sponsors in this file form a cycle: {loop}"
+            elif sponsor not in declared:
+                outcome[current] = _unknown_sponsor(sponsor, buyer_lines)
+            else:
+                current = sponsor
+        # Back down the path: a member is refused when its sponsor is.
+        for member in reversed(path):
+            if member not in outcome:
+                sponsor = declared[member].sponsor_email
+                outcome[member] = None if outcome[sponsor] is None else (
+                    f"sponsor {sponsor!r} cannot be created: its first row "
+                    f"(line {declared[sponsor].line}) is refused")
+    return outcome
+
+
+def plan_rows(rows: list[tuple[int, dict]], *, now: datetime) -> Plan:
+    """Phase 1: validate every row and decide what would happen. Reads only, in bulk.
+
+    Pass 1 checks each row alone; the look-ups (already imported legacy_ids, existing
+    members) then take only values that passed, so a bad cell never reaches a query.
+    Sponsors are resolved across the whole file, whatever the line order: a new member's
+    sponsor is the one on its first good row, and must be the root (blank), a member, or
+    another new member whose own chain resolves (cycles are refused).
+    """
+    plan = Plan(read=len(rows))
+    catalogue = _Catalogue()
+    root_email = system_root().email.lower()
+    checked = [_check_cells(line, cells, catalogue=catalogue, root_email=root_email, now=now)
+               for line, cells in rows]
+
+    lines_by_id: dict[str, list[int]] = defaultdict(list)
+    emails: set[str] = set()
+    for row in checked:
+        if row.legacy_id:
+            lines_by_id[row.legacy_id].append(row.line)
+        emails.update(e for e in (row.email, row.sponsor_email) if e)
+    records = _existing_records(lines_by_id)
+    plan.users = users = _existing_users(emails)
+
+    candidates: list[_Cells] = []
+    buyer_lines: dict[str, list[int]] = defaultdict(list)
+    for row in checked:
+        if row.email:
+            buyer_lines[row.email].append(row.line)
+        if row.legacy_id and len(lines_by_id[row.legacy_id]) > 1:
+            others = ", ".join(str(n) for n in lines_by_id[row.legacy_id])
+            row.errors.insert(0, _issue(row.line, "legacy_id", (
+                f"duplicate legacy_id {row.legacy_id!r} on lines {others}: every occurrence is refused")))
+        elif row.legacy_id in records:
+            _note_skip(plan, row.line, row.legacy_id, records[row.legacy_id], row.cells)
             continue
+        if row.errors:
+            _refuse(plan, row.errors)
+        else:
+            candidates.append(row)
 
-        if email in users:
+    declared: dict[str, _Cells] = {}
+    for row in candidates:
+        if row.email not in users:
+            declared.setdefault(row.email, row)
+    outcome = _sponsor_outcomes(declared, users, buyer_lines)
+
+    for row in candidates:
+        email, sponsor_email = row.email, row.sponsor_email
+        first = declared.get(email)
+        if first is not None and outcome[email] is not None:
+            if first is row:
+                _refuse(plan, [_issue(row.line, "sponsor_email", outcome[email])])
+            else:
+                _refuse(plan, [_issue(row.line, "email", (
+                    f"{email} cannot be created: its first row (line {first.line}) is refused"))])
+            continue
+        if sponsor_email and sponsor_email not in users and outcome.get(sponsor_email, "") is not None:
+            # The named sponsor of a known buyer, or of a later row of a new one, is refused.
+            reason = outcome.get(sponsor_email) and (
+                f"sponsor {sponsor_email!r} cannot be created: its first row "
+                f"(line {declared[sponsor_email].line}) is refused")
+            _refuse(plan, [_issue(row.line, "sponsor_email",
+                                  reason or _unknown_sponsor(sponsor_email, buyer_lines))])
+            continue
+        if first is None:
             user = users[email]
             if sponsor_email and (user.sponsor is None or user.sponsor.email.lower() != sponsor_email):
                 current = user.sponsor.email if user.sponsor else "none"
-                plan.warnings.append(_issue(line, "sponsor_email", (
+                plan.warnings.append(_issue(row.line, "sponsor_email", (
                     f"{email} is already a member sponsored by {current}; "
                     f"the file's sponsor {sponsor_email} is ignored")))
-            new_member = False
-        elif email in plan.new_members:
-            first = plan.new_members[email]
-            if sponsor_email and sponsor_email != first.sponsor_email:
-                plan.warnings.append(_issue(line, "sponsor_email", (
-                    f"{email} is introduced on line {first.line} with sponsor "
-                    f"{first.sponsor_email or 'the root'}; this line's sponsor {sponsor_email} is ignored")))
-            new_member = True
-        else:
-            plan.new_members[email] = NewMember(email=email, sponsor_email=sponsor_email,
-                                                first_name=first_name, last_name=last_name, line=line)
-            new_member = True
-        plan.rows.append(GoodRow(line=line, legacy_id=legacy_id, email=email, option=option,
-                                 shares=shares, unit_price=unit_price, price=price,
-                                 purchased_at=purchased_at, new_member=new_member))
+        elif first is not row and sponsor_email and sponsor_email != first.sponsor_email:
+            plan.warnings.append(_issue(row.line, "sponsor_email", (
+                f"{email} is introduced on line {first.line} with sponsor "
+                f"{first.sponsor_email or 'the root'}; this line's sponsor {sponsor_email} is ignored")))
+        plan.rows.append(GoodRow(line=row.line, legacy_id=row.legacy_id, email=email, option=row.option,
+                                 shares=row.shares, unit_price=row.unit_price, price=row.price,
+                                 purchased_at=row.purchased_at, new_member=first is not None))
 
+    # New members, parents first: a member's sponsor is the root, a member, or one before it.
+    for email in _parents_first(declared, outcome):
+        row = declared[email]
+        plan.new_members[email] = NewMember(email=email, sponsor_email=row.sponsor_email,
+                                            first_name=row.first_name, last_name=row.last_name,
+                                            line=row.line)
     plan.rows.sort(key=lambda r: (r.purchased_at, r.line))
     return plan
+
+
+def _unknown_sponsor(sponsor: str, buyer_lines: dict[str, list[int]]) -> str:
+    if sponsor in buyer_lines:
+        lines = ", ".join(str(n) for n in buyer_lines[sponsor][:10])
+        return (f"sponsor {sponsor!r} is not a member, and its own rows in this file "
+                f"(line {lines}) are refused")
+    return f"unknown sponsor {sponsor!r}: not a member and not the buyer of any row in this file"
+
+
+def _refuse(plan: Plan, errors: list[dict]) -> None:
+    plan.errors.extend(errors)
+    plan.failed_lines.add(errors[0]["line"])
+
+
+def _parents_first(declared: dict[str, _Cells], outcome: dict[str, str | None]) -> list[str]:
+    """The accepted new members in a topological order of their sponsor references."""
+    order: list[str] = []
+    placed: set[str] = set()
+    for start in declared:
+        chain = []
+        current = start
+        while current in declared and current not in placed and outcome[current] is None:
+            chain.append(current)
+            current = declared[current].sponsor_email
+        for email in reversed(chain):
+            placed.add(email)
+            order.append(email)
+    return order
 
 
 def _note_skip(plan: Plan, line: int, legacy_id: str, record: LegacyRecord, cells: dict) -> None:
@@ -339,12 +466,16 @@ class _Importer:
             for row in self.plan.rows:
                 try:
                     outcome = self.import_row(row)
-                except IntegrityError:
-                    if LegacyRecord.objects.filter(legacy_id=row.legacy_id).exists():
+                except (IntegrityError, DataError) as exc:
+                    # The row's transaction rolled back whole; the connection is usable again.
+                    if (isinstance(exc, IntegrityError)
+                            and LegacyRecord.objects.filter(legacy_id=row.legacy_id).exists()):
                         outcome = "skipped"  # imported meanwhile by a concurrent run
                     else:
-                        logger.exception("legacy row %s (line %s) failed", row.legacy_id, row.line)
-                        self._fail(row, "database refused the row (integrity error); nothing was written")
+                        logger.warning("legacy row %s (line %s) refused by the database: %s",
+                                       row.legacy_id, row.line, exc)
+                        self._fail(row, f"the database refused the row ({_db_reason(exc)}); "
+                                        "nothing of it was written")
                         outcome = "failed"
                 except ValidationError as exc:
                     self._fail(row, "; ".join(exc.messages))
@@ -360,6 +491,13 @@ class _Importer:
         self.run.errors.append(_issue(row.line, "", f"{row.legacy_id}: {reason}"))
 
 
+def _db_reason(exc: Exception) -> str:
+    """The first line of a database error: what was refused, without the SQL."""
+    kind = "integrity error" if isinstance(exc, IntegrityError) else "data error"
+    first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    return f"{kind}: {first[:200]}" if first else kind
+
+
 def legacy_file_import(*, path: str | Path, dry_run: bool = False, sheet: str | None = None,
                        user: User | None = None, file_name: str | None = None,
                        progress: Callable | None = None, now: datetime | None = None) -> ImportRun:
@@ -373,16 +511,18 @@ def legacy_file_import(*, path: str | Path, dry_run: bool = False, sheet: str | 
     """
     path = Path(path)
     now = now or timezone.now()
-    run = ImportRun(file_name=(file_name or path.name)[:255], checksum=file_checksum(path),
-                    sheet=sheet or "", dry_run=dry_run, created_by=user, started_at=now)
-    if not dry_run:
-        run.save()
+    run = ImportRun(file_name=(file_name or path.name)[:255], checksum="",
+                    sheet=(sheet or "")[:100], dry_run=dry_run, created_by=user, started_at=now)
     run.plan = None
     try:
         try:
+            run.checksum = file_checksum(path)
+            if not dry_run:
+                run.save()
             rows = list(read_rows(path, sheet=sheet))
-        except ValidationError as exc:
-            run.errors = [_issue(None, "", message) for message in exc.messages]
+        except (ValidationError, OSError) as exc:
+            # A file-level refusal: nothing imported, the run kept as failed with the reason.
+            run.errors = [_issue(None, "", message) for message in _file_messages(exc)]
             run.status = ImportRun.Status.FAILED
             return run
         plan = run.plan = plan_rows(rows, now=now)
@@ -397,8 +537,10 @@ def legacy_file_import(*, path: str | Path, dry_run: bool = False, sheet: str | 
         else:
             _Importer(plan, run).run_all(progress)
         run.status = ImportRun.Status.DONE
-    except BaseException:
+    except BaseException as exc:
+        # A bug or an interruption: the run says so (rows already committed stay committed).
         run.status = ImportRun.Status.FAILED
+        run.errors.append(_issue(None, "", f"stopped by an unexpected error: {type(exc).__name__}: {exc}"))
         raise
     finally:
         run.finished_at = timezone.now()
@@ -407,3 +549,9 @@ def legacy_file_import(*, path: str | Path, dry_run: bool = False, sheet: str | 
         if not dry_run:
             run.save()
     return run
+
+
+def _file_messages(exc: ValidationError | OSError) -> list[str]:
+    if isinstance(exc, ValidationError):
+        return exc.messages
+    return [f"Cannot read the file: {exc.strerror or exc}."]

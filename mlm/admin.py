@@ -1,11 +1,16 @@
 """The back office of the compensation plan."""
 
+from datetime import timedelta
 from decimal import Decimal
 
 from django import forms
 from django.contrib import admin, messages
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.http import HttpResponseRedirect
 from django.shortcuts import render
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
 from accounts.models import User
@@ -17,11 +22,14 @@ from mlm.models import (
     MemberNetwork,
     MemberStats,
     Notification,
+    PayoutRun,
     PlanSettings,
     PoolRun,
     PurchaseProcessing,
     Rank,
     RankHistory,
+    month_parse,
+    month_start,
 )
 
 
@@ -39,7 +47,7 @@ class InvestmentTierAdmin(admin.ModelAdmin):
 @admin.register(PlanSettings)
 class PlanSettingsAdmin(admin.ModelAdmin):
     list_display = ("__str__", "active_min_pv", "pioneer_threshold", "pioneer_limit", "referral_rate",
-                    "branch_cap", "max_levels", "pool_rate", "updated_at")
+                    "branch_cap", "max_levels", "pool_rate", "payout_mode", "payout_day", "updated_at")
 
     def has_add_permission(self, request):
         return not PlanSettings.objects.exists()
@@ -65,12 +73,12 @@ class MonthFilter(admin.SimpleListFilter):
 
 @admin.register(Bonus)
 class BonusAdmin(ReadOnlyAdmin):
-    list_display = ("id", "created_at", "user", "kind", "amount", "rate", "level", "compression_applied",
-                    "purchase", "pool_run")
-    list_filter = ("kind", MonthFilter, ("user", admin.RelatedOnlyFieldListFilter))
+    list_display = ("id", "created_at", "user", "kind", "amount", "status", "paid_at", "rate", "level",
+                    "compression_applied", "purchase", "pool_run", "payout_run")
+    list_filter = ("status", "kind", MonthFilter, "payout_run", ("user", admin.RelatedOnlyFieldListFilter))
     search_fields = ("user__email", "=purchase__id")
-    list_select_related = ("user", "purchase", "pool_run")
-    raw_id_fields = ("user", "purchase", "granted_purchase")
+    list_select_related = ("user", "purchase", "pool_run", "payout_run")
+    raw_id_fields = ("user", "purchase", "granted_purchase", "payout_run")
 
 
 @admin.register(RankHistory)
@@ -84,6 +92,78 @@ class RankHistoryAdmin(ReadOnlyAdmin):
 @admin.register(PoolRun)
 class PoolRunAdmin(ReadOnlyAdmin):
     list_display = ("month", "company_volume", "pool", "qualifiers", "share", "remainder", "created_at")
+
+
+class PayoutMonthForm(forms.Form):
+    month = forms.CharField(max_length=7, widget=forms.TextInput(attrs={"type": "month"}),
+                            help_text="The month whose held bonuses are paid (YYYY-MM).")
+
+    def clean_month(self):
+        try:
+            return month_parse(self.cleaned_data["month"])
+        except ValueError as exc:
+            raise forms.ValidationError(str(exc), code="invalid_month") from None
+
+
+PAYOUT_TOP_MEMBERS = 20
+
+
+@admin.register(PayoutRun)
+class PayoutRunAdmin(ReadOnlyAdmin):
+    """Payout runs (read-only), and the *Payouts* page: pick a month, see what its run would
+    pay (per kind, the largest members), and pay it now. The button calls the same service as
+    the beat, so a month is paid once whoever clicks first."""
+
+    list_display = ("month_label", "bonuses", "total", "created_by", "created_at")
+    list_select_related = ("created_by",)
+    change_list_template = "admin/mlm/payoutrun/change_list.html"
+
+    @admin.display(description="month", ordering="month")
+    def month_label(self, obj):
+        return f"{obj.month:%Y-%m}"
+
+    def get_urls(self):
+        return [path("pay/", self.admin_site.admin_view(self.payouts_view), name="mlm_payoutrun_pay")] + \
+            super().get_urls()
+
+    def _may_pay(self, request) -> bool:
+        return request.user.has_perm("mlm.add_payoutrun")
+
+    def payouts_view(self, request):
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        if request.method == "POST":
+            return self._pay(request)
+        default = month_start(month_start(timezone.now()) - timedelta(days=1))
+        form = PayoutMonthForm(request.GET or {"month": f"{default:%Y-%m}"})
+        preview = selectors.payout_preview(month=form.cleaned_data["month"], top=PAYOUT_TOP_MEMBERS) \
+            if form.is_valid() else None
+        context = {**self.admin_site.each_context(request), "opts": self.model._meta, "title": "Payouts",
+                   "form": form, "preview": preview, "may_pay": self._may_pay(request),
+                   "top": PAYOUT_TOP_MEMBERS, "settings": PlanSettings.load()}
+        return TemplateResponse(request, "admin/mlm/payoutrun/payouts.html", context)
+
+    def _pay(self, request):
+        if not self._may_pay(request):
+            raise PermissionDenied
+        form = PayoutMonthForm(request.POST)
+        if not form.is_valid():
+            self.message_user(request, "; ".join(form.errors["month"]), messages.ERROR)
+            return HttpResponseRedirect(reverse("admin:mlm_payoutrun_pay"))
+        month = form.cleaned_data["month"]
+        back = HttpResponseRedirect(f"{reverse('admin:mlm_payoutrun_pay')}?month={month:%Y-%m}")
+        try:
+            run, created = services.payout_run_with_status(month=month, created_by=request.user)
+        except ValidationError as exc:
+            self.message_user(request, "; ".join(exc.messages), messages.ERROR)
+            return back
+        if not created:
+            self.message_user(request, f"{month:%Y-%m} was already paid out on {run.created_at:%Y-%m-%d %H:%M} "
+                                       "UTC: nothing was paid now.", messages.WARNING)
+            return back
+        self.message_user(request, f"Paid {run.bonuses} held bonus(es) of {month:%Y-%m}: {run.total:,.2f} USD.",
+                          messages.SUCCESS)
+        return back
 
 
 @admin.register(Notification)

@@ -16,12 +16,16 @@ RANKS = [
 ]
 TIERS = [(1000, "0.05"), (5000, "0.10"), (25000, "0.15"), (125000, "0.20")]
 
+PAYOUT_SCHEDULE = "mlm: monthly payout of held bonuses"
 SCHEDULES = [
     # name, task, crontab (minute, hour, day_of_month) or interval minutes, description
     ("mlm: daily rank advancement", "mlm.ranks_update", ("0", "0", "*"), None,
      "Daily at 00:00 UTC: members active this month advance to the highest rank they qualify for."),
     ("mlm: monthly global pool", "mlm.global_pool_run", ("0", "0", "3"), None,
      "On the 3rd at 00:00 UTC: pays the global pool of the previous month (once per month)."),
+    (PAYOUT_SCHEDULE, "mlm.payout_run_due", ("30", "0", "*"), None,
+     "Daily at 00:30 UTC: from the plan's payout day on, pays the previous month's held bonuses once "
+     "(monthly payout mode; a no-op otherwise)."),
     ("mlm: sweep unprocessed purchases", "mlm.purchases_sweep", None, 5,
      "Every 5 minutes: processes counted purchases whose message was lost."),
     ("mlm: drain team-volume queue", "mlm.team_volume_drain", None, 5,
@@ -42,11 +46,19 @@ def seed(apps, schema_editor=None):
     for threshold, rate in TIERS:
         InvestmentTier.objects.get_or_create(threshold=threshold, defaults={"rate": Decimal(rate)})
     PlanSettings.objects.get_or_create(pk=1)
+    schedules_seed(apps)
 
+
+def schedules_seed(apps, schema_editor=None, *, names=None):
+    """Create the beat rows of SCHEDULES (those named in `names`, default all) that are
+    missing. A later migration adding a schedule seeds only its own row, so a default an
+    operator deleted on purpose is not brought back."""
     CrontabSchedule = apps.get_model("django_celery_beat", "CrontabSchedule")
     IntervalSchedule = apps.get_model("django_celery_beat", "IntervalSchedule")
     PeriodicTask = apps.get_model("django_celery_beat", "PeriodicTask")
     for name, task, cron, every, description in SCHEDULES:
+        if names is not None and name not in names:
+            continue
         if PeriodicTask.objects.filter(name=name).exists():
             continue  # an operator's edits survive
         schedule = {}

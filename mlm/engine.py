@@ -33,7 +33,7 @@ from django.utils import timezone
 from accounts.models import LedgerEntry, User, Wallet, path_decode
 from accounts.services import Posting, wallet_post
 from common.money import ZERO
-from mlm import rules
+from mlm import payouts, rules
 from mlm.models import (
     Bonus,
     MemberStats,
@@ -183,12 +183,6 @@ def evaluate_batch(loaded: Loaded, facts: Sequence[rules.PurchaseFacts]) -> list
 
 # --- writing ---------------------------------------------------------------------------------
 
-def _cash_status(plan: Plan) -> str:
-    """Money-lifecycle §1: in monthly mode cash bonuses are held (pending, no ledger row)."""
-    monthly = getattr(plan.settings, "payout_mode", "immediate") == PlanSettings.PayoutMode.MONTHLY
-    return Bonus.Status.PENDING if monthly else Bonus.Status.PAID
-
-
 def outcomes_write(plan: Plan, loaded: Loaded, purchases: dict[int, Purchase],
                    outcomes: Sequence[rules.Outcome]) -> list[Bonus]:
     """Write the outcomes of a claimed batch in bulk. Returns the bonuses created."""
@@ -209,12 +203,13 @@ def outcomes_write(plan: Plan, loaded: Loaded, purchases: dict[int, Purchase],
     if grants:
         Purchase.objects.bulk_create(grants)
 
-    cash_status = _cash_status(plan)
     rows = []
     for o in outcomes:
         purchase = purchases[o.purchase_id]
         for i, b in enumerate(o.bonuses):
-            status = cash_status if b.is_cash else Bonus.Status.PAID
+            # Money-lifecycle §1: in monthly mode a cash bonus is held (pending, no ledger row).
+            held = payouts.bonus_is_held(b.kind, settings=plan.settings)
+            status = Bonus.Status.PENDING if held else Bonus.Status.PAID
             rows.append(Bonus(user_id=b.user_id, purchase=purchase, kind=b.kind, level=b.level, rate=b.rate,
                               amount=b.amount, compression_applied=b.compression_applied,
                               granted_purchase=grant_of.get((o.purchase_id, i)), status=status,
@@ -234,7 +229,8 @@ def outcomes_write(plan: Plan, loaded: Loaded, purchases: dict[int, Purchase],
             Posting(user_id=grant.user_id, wallet=Wallet.ACTIVE, amount=-grant.price,
                     reason=LedgerEntry.Reason.BONUS_PURCHASE, idempotency_key=f"purchase:{grant.pk}:debit",
                     cause=grant, description=label)]
-    postings += [bonus_posting(b) for b in created if b.kind in Bonus.PASSIVE_KINDS and b.status == Bonus.Status.PAID]
+    postings += [payouts.bonus_posting(b) for b in created
+                 if b.kind in Bonus.PASSIVE_KINDS and b.status == Bonus.Status.PAID]
     wallet_post(postings, savepoint=False)
 
     # Volumes: PV of the buyers, FV of their uplines (one increment per member), monthly PV.
@@ -259,14 +255,6 @@ def outcomes_write(plan: Plan, loaded: Loaded, purchases: dict[int, Purchase],
     root_ids = {path_decode(p.user.path)[0] for p in purchases.values()}
     transaction.on_commit(lambda: notify(created, skip_user_ids=root_ids))
     return created
-
-
-def bonus_posting(b: Bonus) -> Posting:
-    """The passive credit of a cash bonus: one per bonus, whichever path pays it."""
-    cause = f", purchase #{b.purchase_id}" if b.purchase_id else ""
-    return Posting(user_id=b.user_id, wallet=Wallet.PASSIVE, amount=b.amount, reason=LedgerEntry.Reason.BONUS,
-                   idempotency_key=f"mlm:bonus:{b.pk}", cause=b,
-                   description=f"{Bonus.Kind(b.kind).label} bonus{cause}" + (f", level {b.level}" if b.level else ""))
 
 
 def _stats_insert(user_ids: Sequence[int], rank_id: int) -> None:
@@ -336,8 +324,8 @@ def bonus_message(b: Bonus) -> str:
     label = Bonus.Kind(b.kind).label
     cause = f" on purchase #{b.purchase_id}" if b.purchase_id else (
         f" for {b.pool_run.month:%Y-%m}" if b.pool_run_id and b.pool_run else "")
-    held = " (held until the monthly payout)" if b.status == Bonus.Status.PENDING else ""
-    return f"{label} bonus of {b.amount:,.2f} USD{cause}{held}."
+    held = " It is held until the monthly payout." if b.status == Bonus.Status.PENDING else ""
+    return f"{label} bonus of {b.amount:,.2f} USD{cause}.{held}"
 
 
 def notifications_save(rows: list[Notification]) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from datetime import UTC, date
 from decimal import Decimal
 
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
@@ -26,6 +27,23 @@ def month_start(value) -> date:
     if hasattr(value, "astimezone"):
         value = value.astimezone(UTC).date() if timezone.is_aware(value) else value.date()
     return value.replace(day=1)
+
+
+def month_next(start: date) -> date:
+    """The first day of the month after the month of `start` (a first day)."""
+    return start.replace(year=start.year + 1, month=1) if start.month == 12 else start.replace(month=start.month + 1)
+
+
+def month_parse(text: str) -> date:
+    """`YYYY-MM` → the first day of that month. Raises ValueError for anything else."""
+    text = (text or "").strip()
+    if len(text) != 7 or text[4] != "-" or not (text[:4] + text[5:]).isascii() \
+            or not (text[:4] + text[5:]).isdigit():
+        raise ValueError(f"{text!r} is not a month in the form YYYY-MM.")
+    year, month = int(text[:4]), int(text[5:])
+    if not (1 <= month <= 12) or year < 1:
+        raise ValueError(f"{text!r} is not a month in the form YYYY-MM.")
+    return date(year, month, 1)
 
 
 class Rank(models.Model):
@@ -88,13 +106,15 @@ class PlanSettings(models.Model):
     payout_mode = models.CharField(max_length=10, choices=PayoutMode.choices, default=PayoutMode.IMMEDIATE,
                                    help_text="When cash bonuses reach the passive wallet.")
     grace_day = models.PositiveSmallIntegerField(
-        default=1, help_text="Grace Day: the day of the month (UTC) whose purchases earn the Grace Day bonus.")
+        default=1, validators=[MinValueValidator(1), MaxValueValidator(28)],
+        help_text="Grace Day: the day of the month (UTC) whose purchases earn the Grace Day bonus.")
     grace_day_rate = models.DecimalField(**RATE_DIGITS, default=Decimal("0.05"),
                                          help_text="Grace Day bonus, a fraction of the price paid in options; 0 = off.")
     loyalty_months = models.PositiveSmallIntegerField(
         default=3, help_text="Consecutive Grace Day months that make a member loyalty-qualified.")
     payout_day = models.PositiveSmallIntegerField(
-        default=5, help_text="Monthly mode: day of the next month on which a month's held bonuses are paid.")
+        default=5, validators=[MinValueValidator(1), MaxValueValidator(28)],
+        help_text="Monthly mode: day of the next month on which a month's held bonuses are paid (1–28).")
     plan_version = models.PositiveIntegerField(
         default=0, db_default=0, editable=False,
         help_text="Bumped whenever a rank or tier changes: processes reuse their cached plan until then.")
@@ -278,6 +298,12 @@ class Bonus(models.Model):
     def __str__(self) -> str:
         return f"{self.kind} {self.amount} → {self.user_id}"
 
+    @property
+    def ledger_key(self) -> str:
+        """The idempotency key of a cash bonus's passive credit: the same whether it is credited
+        when created or by a payout run, so a bonus can never be credited twice."""
+        return f"mlm:bonus:{self.pk}"
+
 
 class ProcessedPurchase(models.Model):
     """Inserted in the same transaction as a purchase's bonuses: exactly once."""
@@ -304,9 +330,10 @@ class TeamVolumeQueue(models.Model):
 
 
 class Notification(models.Model):
-    # A notification is about a bonus (of any bonus kind) or a rank change.
+    # A notification is about a bonus (of any bonus kind), a rank change or a payout run.
     RANK_CHANGE = "rank_change"
-    KIND_CHOICES = [*Bonus.Kind.choices, (RANK_CHANGE, "Rank change")]
+    PAYOUT = "payout"  # one per member per payout run: the held bonuses it credited
+    KIND_CHOICES = [*Bonus.Kind.choices, (RANK_CHANGE, "Rank change"), (PAYOUT, "Payout of held bonuses")]
 
     user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="mlm_notifications")
     kind = models.CharField(max_length=20, choices=KIND_CHOICES)

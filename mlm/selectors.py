@@ -1,18 +1,33 @@
-"""Reads of the mlm app: the plan (ranks, tiers, settings), summaries, bonuses, the team."""
+"""Reads of the mlm app: the plan (ranks, tiers, settings), summaries, bonuses, the team,
+what a payout run would pay, and the bonus statuses checked against the ledger."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
-from django.db.models import QuerySet, Sum
+from django.contrib.contenttypes.models import ContentType
+from django.core.exceptions import ValidationError
+from django.db.models import Count, Q, QuerySet, Sum
 from django.utils import timezone
 
-from accounts.models import User
+from accounts.models import LedgerEntry, User
 from common.money import ZERO
-from mlm.models import Bonus, InvestmentTier, MemberStats, MonthlyVolume, Notification, PlanSettings, Rank, month_start
+from mlm.models import (
+    Bonus,
+    InvestmentTier,
+    MemberStats,
+    MonthlyVolume,
+    Notification,
+    PayoutRun,
+    PlanSettings,
+    Rank,
+    month_next,
+    month_start,
+)
 
+_ONE_DAY = timedelta(days=1)
 TEAM_MAX_DEPTH = 10
 TEAM_MAX_ROWS = 1000
 
@@ -88,7 +103,9 @@ def monthly_pv(*, user: User, month: date | None = None) -> Decimal:
 
 
 def member_summary(*, user: User) -> dict:
-    """rank (code), is_active, is_pioneer, pv, monthly_pv, fv, tv, max_branch, cap, next_rank, gap."""
+    """rank (code), is_active, is_pioneer, pv, monthly_pv, fv, tv, max_branch, cap, next_rank, gap,
+    the member's cash bonuses by status (`bonuses_pending`, `bonuses_paid`, `bonuses_reversed`)
+    and its `clawback_debt`."""
     plan = plan_load()
     stats = MemberStats.objects.filter(user_id=user.pk).first()
     if stats is None:
@@ -111,13 +128,29 @@ def member_summary(*, user: User) -> dict:
         "gap": gap,
         "gap_pv": max(ZERO, next_rank.pv_required - stats.pv) if next_rank else ZERO,
         "partners_required": next_rank.partners_required if next_rank else 0,
+        **bonus_status_totals(user=user),
+        "clawback_debt": User.objects.filter(pk=user.pk).values_list("clawback_debt", flat=True).first() or ZERO,
     }
 
 
-def bonuses_for(*, user: User, kind: str | None = None, month: date | None = None) -> QuerySet[Bonus]:
+def bonus_status_totals(*, user: User) -> dict[str, Decimal]:
+    """The member's cash bonuses (the passive-wallet kinds) summed by status: `bonuses_pending`
+    (held for the payout run), `bonuses_paid` (credited), `bonuses_reversed` (credited, then taken
+    back by a refund). Option bonuses are granted in options, not cash: they are not in these
+    sums (the bonus list shows them). One query."""
+    sums = dict(Bonus.objects.filter(user_id=user.pk, kind__in=Bonus.PASSIVE_KINDS)
+                .values_list("status").annotate(total=Sum("amount")).order_by())
+    return {f"bonuses_{status}": sums.get(status) or ZERO
+            for status in (Bonus.Status.PENDING, Bonus.Status.PAID, Bonus.Status.REVERSED)}
+
+
+def bonuses_for(*, user: User, kind: str | None = None, month: date | None = None,
+                status: str | None = None) -> QuerySet[Bonus]:
     qs = Bonus.objects.filter(user=user).select_related("purchase", "purchase__user")
     if kind:
         qs = qs.filter(kind=kind)
+    if status:
+        qs = qs.filter(status=status)
     if month:
         start = month_start(month)
         end = start.replace(year=start.year + 1, month=1) if start.month == 12 else start.replace(month=start.month + 1)
@@ -202,3 +235,93 @@ def purchase_preview(*, user: User, option, packs: int = 1, price=None, when=Non
     outcome = engine.preview(user=user, option=option, price=price, when=when)
     return [{"user_id": b.user_id, "kind": b.kind, "level": b.level, "rate": b.rate, "amount": b.amount}
             for b in outcome.bonuses]
+
+
+# --- the monthly payout of held bonuses (money-lifecycle §1) ---------------------------------
+
+def payout_month(month) -> date:
+    """The first day of the month to pay for, from any `date` (or aware datetime) in it."""
+    if not isinstance(month, date):
+        message = f"The month must be a date in the month to pay for, not {month!r}."
+        raise ValidationError({"month": ValidationError(message, code="invalid_month")}, code="invalid_month")
+    return month_start(month)
+
+
+def payout_refusal(start: date, *, today: date | None = None) -> str | None:
+    """Why month `start` cannot be paid now (None: it can). A month is paid once it is over:
+    the beat pays month M on `payout_day` of M+1; an operator may pay a past month earlier."""
+    today = today or timezone.now().date()  # UTC
+    if start >= month_start(today):
+        return (f"{start:%Y-%m} is not over yet: a month is paid out once it has ended "
+                f"(the earliest is {month_start(today) - _ONE_DAY:%Y-%m}).")
+    return None
+
+
+def payable_bonuses(*, month: date) -> QuerySet[Bonus]:
+    """The held bonuses a payout run for the month of `month` pays: every `pending` bonus
+    earned before the first day of the next month — a purchase's bonuses by when they were
+    created, a global pool's by the month the pool pays for (the pool of M is made on the 3rd
+    of M+1 and belongs to M's payout on the 5th). Earlier months' leftovers are included."""
+    end = month_next(month_start(month))
+    end_at = datetime(end.year, end.month, 1, tzinfo=UTC)
+    return Bonus.objects.filter(Q(pool_run__isnull=True, created_at__lt=end_at) | Q(pool_run__month__lt=end),
+                                status=Bonus.Status.PENDING)
+
+
+def payout_preview(*, month: date, top: int | None = None) -> dict:
+    """What `payout_run(month=…)` would pay now; writes nothing. Keys: `month` (first day),
+    `total`, `count` (bonuses), `members`, `by_kind` ({kind: {"amount", "count"}}), `by_member`
+    (a list of {"user_id", "email", "amount", "count"}, largest first; the first `top` only when
+    given), `already_run` and `run` (the run's figures when the month was paid: a second run
+    pays nothing, so the totals are then zero), `runnable` and `refusal` (why not, or None).
+    Four queries."""
+    start = payout_month(month)
+    run = PayoutRun.objects.filter(month=start).first()
+    refusal = payout_refusal(start)
+    if run is not None:
+        refusal = f"{start:%Y-%m} was already paid out on {run.created_at:%Y-%m-%d %H:%M} UTC."
+    out = {"month": start, "already_run": run is not None, "runnable": refusal is None, "refusal": refusal,
+           "run": ({"id": run.pk, "bonuses": run.bonuses, "total": run.total, "created_at": run.created_at}
+                   if run else None),
+           "total": ZERO, "count": 0, "members": 0, "by_kind": {}, "by_member": []}
+    if run is not None:
+        return out
+    qs = payable_bonuses(month=start)
+    agg = qs.aggregate(total=Sum("amount"), count=Count("id"), members=Count("user_id", distinct=True))
+    out.update(total=agg["total"] or ZERO, count=agg["count"], members=agg["members"])
+    out["by_kind"] = {row["kind"]: {"amount": row["amount"], "count": row["count"]}
+                      for row in qs.values("kind").annotate(amount=Sum("amount"), count=Count("id"))
+                      .order_by("kind")}
+    members = (qs.values("user_id", "user__email").annotate(amount=Sum("amount"), count=Count("id"))
+               .order_by("-amount", "user_id"))
+    out["by_member"] = [{"user_id": m["user_id"], "email": m["user__email"], "amount": m["amount"],
+                         "count": m["count"]} for m in (members[:top] if top else members)]
+    return out
+
+
+def payout_runs() -> QuerySet[PayoutRun]:
+    return PayoutRun.objects.select_related("created_by").order_by("-month")
+
+
+def pending_bonus_mismatches() -> list[dict]:
+    """Cash bonuses whose status disagrees with the ledger (money-lifecycle §5): a `pending` or
+    `cancelled` bonus must have no passive credit; a `paid` one exactly one credit of its amount,
+    caused by that bonus. (`reversed` bonuses — credit, then debit or debt — are the refunds'
+    check.) Two queries over the whole table."""
+    bonus_type = ContentType.objects.get_for_model(Bonus)
+    credits = {cause_id: (n, total) for cause_id, n, total in
+               LedgerEntry.objects.filter(cause_type=bonus_type, amount__gt=0).values("cause_id")
+               .annotate(n=Count("id"), total=Sum("amount")).values_list("cause_id", "n", "total").order_by()}
+    problems = []
+    rows = (Bonus.objects.filter(kind__in=Bonus.PASSIVE_KINDS)
+            .exclude(status=Bonus.Status.REVERSED).values_list("pk", "user_id", "kind", "status", "amount"))
+    for pk, user_id, kind, status, amount in rows.iterator(chunk_size=5000):
+        n, total = credits.get(str(pk), (0, ZERO))
+        if status == Bonus.Status.PAID:
+            problem = None if (n, total) == (1, amount) else "a paid bonus needs exactly one credit of its amount"
+        else:
+            problem = None if n == 0 else f"a {status} bonus must not be credited"
+        if problem:
+            problems.append({"bonus_id": pk, "user_id": user_id, "kind": kind, "status": status, "amount": amount,
+                             "credits": n, "credited": total, "problem": problem})
+    return problems

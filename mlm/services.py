@@ -1,11 +1,10 @@
-"""Writes of the mlm app: processing a purchase, team volumes, ranks, the global pool.
+"""Writes of the mlm app: processing purchases, team volumes, ranks, the global pool
+(processing itself is `mlm.engine` around the pure rules of `mlm.rules`; bonus holds and the
+monthly payout run are in `mlm.payouts`, re-exported here).
 
-`purchase_process` runs the plan's §5 in one transaction and a constant number of
-queries whatever the upline depth: the upline ids come from the buyer's path (no
-query), their stats and monthly activity are read in one query each (the stats
-rows locked in primary-key order), every ancestor's FV is one UPDATE, the bonus
-rows one INSERT and every wallet credit one `wallet_post` batch. A unique
-`ProcessedPurchase` row inserted first in the same transaction makes it exactly-once.
+`purchase_process` is a batch of one; `purchase_process_many` takes batches; both run
+`mlm.engine.process_batch` (a constant number of statements whatever the depth or the batch
+size, exactly once per purchase by its processed marker).
 """
 
 from __future__ import annotations
@@ -21,8 +20,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Count, Sum
 from django.utils import timezone
 
-from accounts.models import PATH_STEP, LedgerEntry, User, Wallet
-from accounts.services import Posting, wallet_post
+from accounts.models import PATH_STEP, User
 from common.money import MONEY_QUANTUM, ZERO, round_down, round_money
 from mlm import engine
 from mlm.engine import team_volume_enqueue  # noqa: F401 - a public name of this module
@@ -37,6 +35,7 @@ from mlm.models import (
     TeamVolumeQueue,
     month_start,
 )
+from mlm.payouts import bonuses_create, payout_run, payout_run_with_status  # noqa: F401 - the service API
 from mlm.selectors import Plan, plan_load
 from purchases.models import Purchase
 
@@ -320,12 +319,7 @@ def global_pool_run(*, month: date) -> PoolRun:
                          rate=plan.settings.pool_rate) for uid in qualifiers if share > 0]
         if remainder > 0:
             bonuses.append(Bonus(user_id=root.pk, pool_run=run, kind=Bonus.Kind.GLOBAL_POOL, amount=remainder))
-        created = Bonus.objects.bulk_create(bonuses)
-        for b in created:
-            b.pool_run = run
-        wallet_post([Posting(user_id=b.user_id, wallet=Wallet.PASSIVE, amount=b.amount,
-                             reason=LedgerEntry.Reason.BONUS, idempotency_key=f"mlm:bonus:{b.pk}", cause=b,
-                             description=f"Global pool {start:%Y-%m}") for b in created])
+        created = bonuses_create(bonuses, settings=plan.settings)  # credited now, or held
         engine.notify(created, skip_user_ids=[root.pk])
     return run
 

@@ -57,6 +57,16 @@ def global_pool_run_task(month: str | None = None) -> int:
     return global_pool_run(month=when).pk
 
 
+@shared_task(name="mlm.payout_run_due", acks_late=True)
+def payout_run_due_task() -> int | None:
+    """The daily check: from `payout_day` on, pay the previous month's held bonuses once.
+    Safe to run twice or at the same time as a click (one PayoutRun per month)."""
+    from mlm.payouts import payout_run_due
+
+    run = payout_run_due()
+    return run.pk if run else None
+
+
 @shared_task(name="mlm.notifications_email", acks_late=True)
 def notifications_email_task(notification_ids: list[int]) -> int:
     """E-mail the notifications (once each). A failure is logged, never raised: the money

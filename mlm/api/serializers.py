@@ -1,6 +1,7 @@
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from mlm.models import Bonus, Notification
+from mlm.models import Bonus, Notification, PayoutRun, month_parse
 
 MONEY = {"max_digits": 20, "decimal_places": 8}
 
@@ -21,18 +22,24 @@ class SummaryOut(serializers.Serializer):
     gap = serializers.DecimalField(**MONEY)
     gap_pv = serializers.DecimalField(**MONEY)
     partners_required = serializers.IntegerField()
+    bonuses_pending = serializers.DecimalField(**MONEY, help_text="Cash bonuses held for the payout run.")
+    bonuses_paid = serializers.DecimalField(**MONEY, help_text="Cash bonuses credited to the passive wallet.")
+    bonuses_reversed = serializers.DecimalField(**MONEY, help_text="Cash bonuses taken back by a refund.")
+    clawback_debt = serializers.DecimalField(**MONEY, help_text="Owed from refunds: later passive credits "
+                                                                 "pay it first.")
 
 
 class BonusFilterIn(serializers.Serializer):
     kind = serializers.ChoiceField(choices=Bonus.Kind.choices, required=False)
     month = serializers.RegexField(r"^\d{4}-\d{2}$", required=False, help_text="YYYY-MM")
+    status = serializers.ChoiceField(choices=Bonus.Status.choices, required=False)
 
 
 class BonusOut(serializers.ModelSerializer):
     class Meta:
         model = Bonus
-        fields = ["id", "kind", "amount", "rate", "level", "compression_applied", "purchase", "pool_run",
-                  "created_at"]
+        fields = ["id", "kind", "amount", "status", "rate", "level", "compression_applied", "purchase", "pool_run",
+                  "payout_run", "paid_at", "created_at"]
 
 
 class TeamIn(serializers.Serializer):
@@ -76,3 +83,63 @@ class NotificationOut(serializers.ModelSerializer):
     class Meta:
         model = Notification
         fields = ["id", "kind", "amount", "message", "bonus", "is_read", "created_at"]
+
+
+@extend_schema_field({"type": "string", "pattern": r"^\d{4}-\d{2}$", "example": "2025-06"})
+class MonthField(serializers.Field):
+    """`YYYY-MM` in, the first day of that month (a date) out."""
+
+    default_error_messages = {"invalid_month": "Enter a month as YYYY-MM (01-12), not {value!r}."}
+
+    def to_internal_value(self, data):
+        try:
+            return month_parse(data if isinstance(data, str) else "")
+        except ValueError:
+            self.fail("invalid_month", value=data)
+
+    def to_representation(self, value):
+        return f"{value:%Y-%m}"
+
+
+class PayoutMonthIn(serializers.Serializer):
+    month = MonthField(help_text="YYYY-MM")
+
+
+class PayoutKindOut(serializers.Serializer):
+    amount = serializers.DecimalField(**MONEY)
+    count = serializers.IntegerField()
+
+
+class PayoutMemberOut(serializers.Serializer):
+    user_id = serializers.IntegerField()
+    email = serializers.EmailField()
+    amount = serializers.DecimalField(**MONEY)
+    count = serializers.IntegerField()
+
+
+class PayoutRunSummaryOut(serializers.Serializer):
+    id = serializers.IntegerField()
+    bonuses = serializers.IntegerField()
+    total = serializers.DecimalField(**MONEY)
+    created_at = serializers.DateTimeField()
+
+
+class PayoutPreviewOut(serializers.Serializer):
+    month = MonthField()
+    total = serializers.DecimalField(**MONEY)
+    count = serializers.IntegerField(help_text="Held bonuses the run would pay.")
+    members = serializers.IntegerField()
+    by_kind = serializers.DictField(child=PayoutKindOut())
+    by_member = PayoutMemberOut(many=True)
+    already_run = serializers.BooleanField()
+    run = PayoutRunSummaryOut(allow_null=True)
+    runnable = serializers.BooleanField()
+    refusal = serializers.CharField(allow_null=True)
+
+
+class PayoutRunOut(serializers.ModelSerializer):
+    month = MonthField()
+
+    class Meta:
+        model = PayoutRun
+        fields = ["id", "month", "bonuses", "total", "created_by", "created_at"]

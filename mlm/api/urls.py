@@ -9,4 +9,7 @@ urlpatterns = [
     path("me/notifications/", views.NotificationListView.as_view(), name="mlm-notifications"),
     path("me/notifications/read-all/", views.NotificationReadAllView.as_view(), name="mlm-notifications-read-all"),
     path("me/notifications/<int:id>/read/", views.NotificationReadView.as_view(), name="mlm-notification-read"),
+    path("payouts/", views.PayoutRunListView.as_view(), name="mlm-payouts"),
+    path("payouts/preview/", views.PayoutPreviewView.as_view(), name="mlm-payout-preview"),
+    path("payouts/run/", views.PayoutRunView.as_view(), name="mlm-payout-run"),
 ]

@@ -2,17 +2,23 @@
 
 from datetime import date
 
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from rest_framework import status
 from rest_framework.generics import ListAPIView
+from rest_framework.permissions import IsAdminUser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from mlm import selectors
+from common.errors import ConflictError
+from mlm import selectors, services
 from mlm.api.serializers import (
     BonusFilterIn,
     BonusOut,
     NotificationFilterIn,
     NotificationOut,
+    PayoutMonthIn,
+    PayoutPreviewOut,
+    PayoutRunOut,
     SummaryOut,
     TeamIn,
     TeamOut,
@@ -34,7 +40,8 @@ class BonusListView(ListAPIView):
         params.is_valid(raise_exception=True)
         month = params.validated_data.get("month")
         return selectors.bonuses_for(user=self.request.user, kind=params.validated_data.get("kind"),
-                                     month=date.fromisoformat(month + "-01") if month else None)
+                                     month=date.fromisoformat(month + "-01") if month else None,
+                                     status=params.validated_data.get("status"))
 
     @extend_schema(tags=["mlm"], summary="My bonuses", parameters=[BonusFilterIn])
     def get(self, request, *args, **kwargs):
@@ -88,3 +95,52 @@ class NotificationReadAllView(APIView):
     def post(self, request):
         updated = Notification.objects.filter(user=request.user, is_read=False).update(is_read=True)
         return Response({"updated": updated})
+
+
+# --- staff: the monthly payout of held bonuses -----------------------------------------------
+
+ERROR = {"type": "object", "properties": {"message": {"type": "string"}, "code": {"type": "string"},
+                                          "errors": {"type": "object"}}}
+
+
+class PayoutRunListView(ListAPIView):
+    permission_classes = [IsAdminUser]
+    serializer_class = PayoutRunOut
+
+    def get_queryset(self):
+        return selectors.payout_runs()
+
+    @extend_schema(tags=["payouts"], summary="Payout runs, newest month first")
+    def get(self, request, *args, **kwargs):
+        return super().get(request, *args, **kwargs)
+
+
+class PayoutPreviewView(APIView):
+    permission_classes = [IsAdminUser]
+
+    @extend_schema(tags=["payouts"], summary="What the payout run of a month would pay (changes nothing)",
+                   parameters=[PayoutMonthIn], responses={200: PayoutPreviewOut, 400: ERROR})
+    def get(self, request):
+        params = PayoutMonthIn(data=request.query_params)
+        params.is_valid(raise_exception=True)
+        return Response(PayoutPreviewOut(selectors.payout_preview(month=params.validated_data["month"])).data)
+
+
+class PayoutRunView(APIView):
+    permission_classes = [IsAdminUser]
+
+    @extend_schema(tags=["payouts"], summary="Pay a month's held bonuses now (once per month)",
+                   request=PayoutMonthIn,
+                   responses={201: PayoutRunOut,
+                              400: OpenApiResponse(ERROR, description="Not a month, or the month is not over."),
+                              409: OpenApiResponse(ERROR, description="The month was already paid out: "
+                                                                      "nothing was paid now.")})
+    def post(self, request):
+        data = PayoutMonthIn(data=request.data)
+        data.is_valid(raise_exception=True)
+        month = data.validated_data["month"]
+        run, created = services.payout_run_with_status(month=month, created_by=request.user)
+        if not created:
+            message = f"{month:%Y-%m} was already paid out (run #{run.pk}): nothing was paid now."
+            raise ConflictError({"month": ConflictError(message, code="already_run")}, code="already_run")
+        return Response(PayoutRunOut(run).data, status=status.HTTP_201_CREATED)

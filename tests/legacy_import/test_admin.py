@@ -72,3 +72,14 @@ def test_upload_refuses_other_files_and_non_operators(client, operator, catalogu
     staff = member_create(email="staff@example.com", is_staff=True)
     client.force_login(staff)
     assert client.get(UPLOAD).status_code == 403
+
+
+def test_upload_of_a_fake_xlsx_shows_the_file_error(client, operator, catalogue, tmp_path):
+    client.force_login(operator)
+    fake = tmp_path / "export.xlsx"
+    fake.write_bytes(b"not a zip at all")
+    with open(fake, "rb") as fh:
+        page = client.post(UPLOAD, {"file": fh})
+    assert page.status_code == 200
+    assert b"Not a readable XLSX file: BadZipFile" in page.content and b"Nothing to import" in page.content
+    assert not ImportRun.objects.exists()

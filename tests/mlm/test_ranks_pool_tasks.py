@@ -18,7 +18,8 @@ D = Decimal
 
 def test_beat_schedules_exist_once():
     names = set(PeriodicTask.objects.filter(task__startswith="mlm.").values_list("task", flat=True))
-    assert names == {"mlm.ranks_update", "mlm.global_pool_run", "mlm.purchases_sweep", "mlm.team_volume_drain"}
+    assert names == {"mlm.ranks_update", "mlm.global_pool_run", "mlm.purchases_sweep", "mlm.team_volume_drain",
+                     "mlm.payout_run_due"}
     daily = PeriodicTask.objects.get(task="mlm.ranks_update")
     assert (daily.crontab.minute, daily.crontab.hour, str(daily.crontab.timezone)) == ("0", "0", "UTC")
     assert PeriodicTask.objects.get(task="mlm.global_pool_run").crontab.day_of_month == "3"

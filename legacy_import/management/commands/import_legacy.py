@@ -7,6 +7,7 @@ import sys
 from django.core.management.base import BaseCommand, CommandError
 
 from accounts.models import User
+from legacy_import.models import ImportRun
 from legacy_import.services import legacy_file_import
 
 
@@ -31,7 +32,7 @@ def report_lines(run, *, limit: int | None = None) -> list[str]:
 
 class Command(BaseCommand):
     help = ("Import historical purchases from the legacy spreadsheet export (CSV or XLSX). "
-            "Exit status 1 when any row failed.")
+            "Exit status 1 when any row failed or the file was refused.")
 
     def add_arguments(self, parser):
         parser.add_argument("path", help="a .csv (UTF-8, BOM and CRLF accepted) or .xlsx file")
@@ -46,10 +47,6 @@ class Command(BaseCommand):
             operator = User.objects.filter(email__iexact=user.strip()).first()
             if operator is None:
                 raise CommandError(f"No member with e-mail {user!r}.")
-        try:
-            open(path, "rb").close()
-        except OSError as exc:
-            raise CommandError(f"Cannot read {path}: {exc.strerror}.") from None
 
         def progress(total):
             from tqdm import tqdm
@@ -60,11 +57,16 @@ class Command(BaseCommand):
 
         run = legacy_file_import(path=path, dry_run=dry_run, sheet=sheet, user=operator,
                                  progress=progress)
+        if run.status == ImportRun.Status.FAILED:
+            # The file itself was refused (unreadable, not a workbook, no header…): one line.
+            reason = " ".join("; ".join(e["reason"] for e in run.errors if e["line"] is None).split())
+            raise CommandError(f"{path}: {reason or 'the file was refused'}"
+                               + (f" (run #{run.pk} recorded as failed)" if run.pk else ""),
+                               returncode=1)
         lines = report_lines(run)
         for line in lines[:-1]:
             self.stderr.write(line)
         style = self.style.SUCCESS if run.ok else self.style.ERROR
         self.stdout.write(style(lines[-1]))
         if not run.ok:
-            raise CommandError(f"{run.failed} row(s) failed" if run.failed else "the file was refused",
-                               returncode=1)
+            raise CommandError(f"{run.failed} row(s) failed", returncode=1)
