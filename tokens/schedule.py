@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from celery.schedules import crontab
+from django.core.exceptions import ValidationError
 
 from common.errors import field_error
 
@@ -69,7 +70,13 @@ def validate_schedule(schedule: str, tz: str) -> str:
     text = normalize_schedule(schedule)
     from django_celery_beat.validators import crontab_validator
 
-    crontab_validator(" ".join(cron_fields(text)))
+    try:
+        crontab_validator(" ".join(cron_fields(text)))
+    except ValidationError as exc:
+        if hasattr(exc, "error_dict"):  # ours, from cron_fields
+            raise
+        raise field_error("execution_schedule", f"Invalid cron expression {schedule!r}: {'; '.join(exc.messages)}",
+                          code="invalid_schedule") from None
     celery_crontab(text, tz)
     period_start(text, tz, datetime.now(tz=ZoneInfo("UTC")))
     return text
