@@ -37,7 +37,14 @@ from django.utils import timezone
 from common.errors import field_error
 from common.money import MONEY_QUANTUM, ZERO, format_money, round_money, to_decimal, to_money
 from tokens import schedule as sched
-from tokens.chain import BuyReceipt, ChainClient, ChainError, ChainRevertError, ChainTransportError
+from tokens.chain import (
+    BuyReceipt,
+    ChainClient,
+    ChainError,
+    ChainRevertError,
+    ChainTransportError,
+    NodeFollowingClient,
+)
 from tokens.models import BuyOrder, BuyOrderConfig, BuyOrderConfigChange, ExchangeRate, Revenue
 from tokens.selectors import available_revenue, buy_order_config, exchange_rate_current
 from tokens.signals import buy_order_completed
@@ -52,31 +59,23 @@ RETRY_DELAY_CAP = 30
 
 # --- The chain client: one per process -------------------------------------------------------
 
-_client: ChainClient | None = None
-_client_guard = threading.Lock()
+_clients = NodeFollowingClient()
 # The embedded chain is not thread-safe: every chain call of this module goes through this lock.
 chain_lock = threading.RLock()
 
 
 def chain_client() -> ChainClient:
-    """The process-wide chain client (the embedded chain unless ``WEB3_PROVIDER_URI`` is set)."""
-    global _client
-    client = _client
-    if client is None:
-        with _client_guard:
-            if _client is None:
-                from tokens.chain import client_from_settings
+    """The process-wide chain client (the embedded chain unless ``WEB3_PROVIDER_URI`` is set).
 
-                _client = client_from_settings()
-            client = _client
-    return client
+    Follows a restarted local node: when its info file changes, the next call builds a
+    client for the new chain and treasury key (no restart of the web or worker needed).
+    """
+    return _clients.get()
 
 
 def chain_client_set(client: ChainClient | None) -> None:
-    """Replace the process-wide client (tests, or after a configuration change); None resets."""
-    global _client
-    with _client_guard:
-        _client = client
+    """Replace the process-wide client (tests, or an override) -- kept as is; None resets."""
+    _clients.set(client)
 
 
 # The pause between retries; tests replace it (``tokens.services.retry_sleep = ...``).
