@@ -129,6 +129,10 @@ class Posting:
     created_at: object | None = None
 
 
+# A lost key race runs the batch again; every new attempt skips at least the key that lost.
+_KEY_RACE_ATTEMPTS = 3
+
+
 def _posting_check(p: Posting) -> None:
     """A posting's own shape, before any query: a known wallet, an amount that fits a money
     column, an idempotency key that fits the ledger's."""
@@ -176,10 +180,6 @@ def wallet_post(postings: Sequence[Posting]) -> list[LedgerEntry]:
             if attempt == _KEY_RACE_ATTEMPTS or not LedgerEntry.objects.filter(idempotency_key__in=keys).exists():
                 raise
     raise AssertionError("unreachable")  # pragma: no cover
-
-
-# A lost key race runs the batch again; every new attempt skips at least the key that lost.
-_KEY_RACE_ATTEMPTS = 3
 
 
 def _post(postings: Sequence[Posting], keys: list[str]) -> list[LedgerEntry]:
