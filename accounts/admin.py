@@ -7,8 +7,9 @@ from django.urls import path, reverse
 from django.utils.html import format_html
 
 from accounts.models import LedgerEntry, User
-from accounts.services import member_create, wallet_deposit
+from accounts.services import member_create, wallet_deposit_with_status
 from common.admin import ReadOnlyAdmin
+from common.money import format_money
 
 
 class DepositForm(forms.Form):
@@ -90,14 +91,20 @@ class UserAdmin(BaseUserAdmin):
         form = DepositForm(request.POST or None)
         if request.method == "POST" and form.is_valid():
             try:
-                entry = wallet_deposit(user=member, amount=form.cleaned_data["amount"],
-                                       reference=form.cleaned_data["reference"], created_by=request.user,
-                                       description=form.cleaned_data["description"])
+                entry, created = wallet_deposit_with_status(
+                    user=member, amount=form.cleaned_data["amount"], reference=form.cleaned_data["reference"],
+                    created_by=request.user, description=form.cleaned_data["description"])
             except ValidationError as exc:
                 form.add_error(None, exc.messages)
             else:
-                self.message_user(request, f"Deposited {entry.amount} to {member} "
-                                           f"(active balance now {entry.balance_after}).", messages.SUCCESS)
+                if created:
+                    self.message_user(request, f"Deposited {format_money(entry.amount)} USD to {member} (active "
+                                               f"balance now {format_money(entry.balance_after)} USD).",
+                                      messages.SUCCESS)
+                else:
+                    self.message_user(request, f"Reference {form.cleaned_data['reference']!r} was already "
+                                               f"deposited (ledger entry #{entry.pk}): nothing credited again.",
+                                      messages.WARNING)
                 return redirect("admin:accounts_user_change", pk)
         context = {**self.admin_site.each_context(request), "title": f"Deposit to {member}",
                    "form": form, "member": member, "opts": self.model._meta}

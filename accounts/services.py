@@ -3,7 +3,8 @@
 `wallet_post` is the only code that changes a balance. It locks the members'
 rows in primary-key order, skips postings whose idempotency key is already in
 the ledger, writes the ledger rows and the cached balances in one transaction,
-and refuses anything that would take a balance below zero.
+and refuses anything that would take a balance below zero or past what a money
+column holds.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from decimal import Decimal
+from decimal import ROUND_DOWN, Decimal
 
 from django.conf import settings
 from django.contrib.auth.password_validation import validate_password
@@ -24,10 +25,13 @@ from django.db.models.functions import Concat, Substr
 
 from accounts.models import LedgerEntry, User, Wallet, path_encode
 from accounts.selectors import system_root
+from common.errors import IdempotencyConflict, field_error
 from common.locks import lock_rows
-from common.money import to_money
+from common.money import MONEY_DECIMAL_PLACES, MONEY_MAX, MONEY_QUANTUM, format_money, to_money
 
 BALANCE_FIELD = {Wallet.ACTIVE: "balance_active", Wallet.PASSIVE: "balance_passive"}
+IDEMPOTENCY_KEY_MAX_LENGTH = LedgerEntry._meta.get_field("idempotency_key").max_length
+DEPOSIT_REFERENCE_MAX_LENGTH = 150
 
 
 class InsufficientFunds(ValidationError):
@@ -58,17 +62,17 @@ def member_create(*, email: str, password: str | None = None, sponsor: User | No
     try:
         validate_email(email)
     except ValidationError:
-        raise ValidationError({"email": "Enter a valid e-mail address."}) from None
+        raise field_error("email", "Enter a valid e-mail address.", code="invalid_email") from None
     if password and validate_password_strength:
         try:
             validate_password(password)
         except ValidationError as exc:
-            raise ValidationError({"password": exc.messages}) from None
+            raise ValidationError({"password": exc.error_list}, code="weak_password") from None
     with transaction.atomic():
         parent = sponsor if sponsor is not None else system_root()
         parent = User.objects.only("id", "path", "depth", "is_active").get(pk=parent.pk)
         if User.objects.filter(email__iexact=email).exists():
-            raise ValidationError({"email": "A member with this e-mail already exists."})
+            raise field_error("email", "A member with this e-mail already exists.", code="email_taken")
         user = User(email=email, first_name=first_name or "", last_name=last_name or "",
                     sponsor=parent, is_staff=is_staff, is_superuser=is_superuser)
         user.set_password(password) if password else user.set_unusable_password()
@@ -76,7 +80,7 @@ def member_create(*, email: str, password: str | None = None, sponsor: User | No
             with transaction.atomic():
                 user.save()
         except IntegrityError:
-            raise ValidationError({"email": "A member with this e-mail already exists."}) from None
+            raise field_error("email", "A member with this e-mail already exists.", code="email_taken") from None
         user.path = parent.path + path_encode(user.pk)
         user.depth = parent.depth + 1
         User.objects.filter(pk=user.pk).update(path=user.path, depth=user.depth)
@@ -92,10 +96,10 @@ def member_sponsor_change(*, user: User, sponsor: User) -> User:
         user, sponsor = (User.objects.select_for_update().get(pk=user.pk),
                          User.objects.get(pk=sponsor.pk))
         if user.is_system_root:
-            raise ValidationError({"sponsor": "The system root has no sponsor."})
+            raise field_error("sponsor", "The system root has no sponsor.", code="system_root")
         if sponsor.path.startswith(user.path):
-            raise ValidationError({"sponsor": "That sponsor is in this member's own downline: "
-                                              "the change would make a cycle."})
+            raise field_error("sponsor", "That sponsor is in this member's own downline: "
+                                         "the change would make a cycle.", code="sponsor_cycle")
         old_prefix, new_prefix = user.path, sponsor.path + path_encode(user.pk)
         depth_delta = sponsor.depth + 1 - user.depth
         User.objects.filter(path__startswith=old_prefix).update(
@@ -125,87 +129,154 @@ class Posting:
     created_at: object | None = None
 
 
+# A lost key race runs the batch again; every new attempt skips at least the key that lost.
+_KEY_RACE_ATTEMPTS = 3
+
+
+def _posting_check(p: Posting) -> None:
+    """A posting's own shape, before any query: a known wallet, an amount that fits a money
+    column, an idempotency key that fits the ledger's."""
+    if p.wallet not in BALANCE_FIELD:
+        raise field_error("wallet", f"Unknown wallet {p.wallet!r}.", code="unknown_wallet")
+    amount = p.amount
+    if not isinstance(amount, Decimal) or not amount.is_finite() or amount == 0:
+        raise field_error("amount", "A posting needs a non-zero finite Decimal amount.", code="invalid_amount")
+    if abs(amount) > MONEY_MAX or amount != amount.quantize(MONEY_QUANTUM, rounding=ROUND_DOWN):
+        raise field_error("amount", f"{amount} does not fit a money column (at most "
+                                    f"{format_money(MONEY_MAX)}, {MONEY_DECIMAL_PLACES} decimal places).",
+                          code="invalid_amount")
+    key = p.idempotency_key
+    if not isinstance(key, str) or not key or len(key) > IDEMPOTENCY_KEY_MAX_LENGTH or "\x00" in key:
+        raise field_error("idempotency_key", f"An idempotency key is 1 to {IDEMPOTENCY_KEY_MAX_LENGTH} "
+                                             "characters, without NUL.", code="invalid_idempotency_key")
+
+
 def wallet_post(postings: Sequence[Posting], *, savepoint: bool = True) -> list[LedgerEntry]:
     """Apply `postings` atomically. Returns the ledger rows created (already-present
     idempotency keys are skipped, so a retry creates nothing).
 
+    Refuses (ValidationError, nothing written) a balance that would go below zero
+    (`insufficient_funds`) or past what a money column holds (`balance_overflow`).
+    A key committed by a concurrent transaction between the look-up and the INSERT
+    (callers that lock different members, e.g. one deposit reference sent for two
+    members) is the retry case: the batch runs again and skips it.
+
     Queries: one lock, one key look-up, one balance UPDATE, one ledger INSERT —
-    whatever the number of postings and members.
+    whatever the number of postings and members. `savepoint=False` (for a caller whose
+    whole transaction must roll back on any error, and whose keys are new: the batch
+    processing of purchases) saves the savepoint's two statements and the retry.
     """
     if not postings:
         return []
     for p in postings:
-        if p.wallet not in BALANCE_FIELD:
-            raise ValidationError({"wallet": f"Unknown wallet {p.wallet!r}."})
-        if not isinstance(p.amount, Decimal) or not p.amount.is_finite() or p.amount == 0:
-            raise ValidationError({"amount": "A posting needs a non-zero finite Decimal amount."})
+        _posting_check(p)
     keys = [p.idempotency_key for p in postings]
     if len(set(keys)) != len(keys):
-        raise ValidationError("Duplicate idempotency keys in one posting batch.")
+        raise ValidationError("Duplicate idempotency keys in one posting batch.",
+                              code="duplicate_idempotency_key")
+    if not savepoint:
+        with transaction.atomic(savepoint=False):
+            return _post(postings, keys)
+    for attempt in range(1, _KEY_RACE_ATTEMPTS + 1):
+        try:
+            with transaction.atomic():  # a savepoint when nested: a lost race rolls back this batch only
+                return _post(postings, keys)
+        except IntegrityError:
+            if attempt == _KEY_RACE_ATTEMPTS or not LedgerEntry.objects.filter(idempotency_key__in=keys).exists():
+                raise
+    raise AssertionError("unreachable")  # pragma: no cover
 
-    # `savepoint=False` for callers whose own transaction must roll back whole on an error (the
-    # batch processing of purchases): two statements fewer.
-    with transaction.atomic(savepoint=savepoint):
-        users = lock_rows(User, (p.user_id for p in postings))
-        missing = {p.user_id for p in postings} - users.keys()
-        if missing:
-            raise ValidationError(f"Unknown member(s): {sorted(missing)}.")
-        done = set(LedgerEntry.objects.filter(idempotency_key__in=keys)
-                   .values_list("idempotency_key", flat=True))
-        todo = [p for p in postings if p.idempotency_key not in done]
-        if not todo:
-            return []
-        content_types = {}
-        rows = []
-        for p in todo:
-            user = users[p.user_id]
-            attr = BALANCE_FIELD[p.wallet]
-            new_balance = getattr(user, attr) + p.amount
-            if new_balance < 0:
-                raise InsufficientFunds(
-                    {"amount": f"Insufficient {p.wallet} balance: {getattr(user, attr)} available, "
-                               f"{-p.amount} needed."},
-                    code="insufficient_funds")
-            setattr(user, attr, new_balance)
-            cause_type = None
-            if p.cause is not None:
-                model = type(p.cause)
-                if model not in content_types:
-                    content_types[model] = ContentType.objects.get_for_model(model)
-                cause_type = content_types[model]
-            extra = {"created_at": p.created_at} if p.created_at is not None else {}
-            rows.append(LedgerEntry(
-                user_id=p.user_id, wallet=p.wallet, amount=p.amount, balance_after=new_balance,
-                reason=p.reason, description=p.description[:255],
-                idempotency_key=p.idempotency_key, cause_type=cause_type,
-                cause_id=str(p.cause.pk) if p.cause is not None else "",
-                created_by_id=p.created_by_id, **extra))
-        changed = [users[uid] for uid in sorted({p.user_id for p in todo})]
-        User.objects.bulk_update(changed, ["balance_active", "balance_passive"])
-        return LedgerEntry.objects.bulk_create(rows)
+
+def _post(postings: Sequence[Posting], keys: list[str]) -> list[LedgerEntry]:
+    users = lock_rows(User, (p.user_id for p in postings))
+    missing = {p.user_id for p in postings} - users.keys()
+    if missing:
+        raise ValidationError(f"Unknown member(s): {sorted(missing)}.", code="unknown_member")
+    done = set(LedgerEntry.objects.filter(idempotency_key__in=keys).values_list("idempotency_key", flat=True))
+    todo = [p for p in postings if p.idempotency_key not in done]
+    if not todo:
+        return []
+    content_types = {}
+    rows = []
+    for p in todo:
+        user = users[p.user_id]
+        attr = BALANCE_FIELD[p.wallet]
+        available = getattr(user, attr)
+        new_balance = available + p.amount
+        if new_balance < 0:
+            raise field_error("amount", f"Insufficient {p.wallet} balance: {format_money(available)} USD "
+                                        f"available, {format_money(-p.amount)} USD needed.",
+                              code="insufficient_funds", error_class=InsufficientFunds)
+        if new_balance > MONEY_MAX:
+            raise field_error(
+                "amount", f"The {p.wallet} balance would exceed the largest amount a wallet holds "
+                          f"({format_money(MONEY_MAX)} USD): {format_money(available)} USD now, "
+                          f"{format_money(p.amount)} USD more.", code="balance_overflow")
+        setattr(user, attr, new_balance)
+        cause_type = None
+        if p.cause is not None:
+            model = type(p.cause)
+            if model not in content_types:
+                content_types[model] = ContentType.objects.get_for_model(model)
+            cause_type = content_types[model]
+        extra = {"created_at": p.created_at} if p.created_at is not None else {}
+        rows.append(LedgerEntry(
+            user_id=p.user_id, wallet=p.wallet, amount=p.amount, balance_after=new_balance,
+            reason=p.reason, description=p.description[:255],
+            idempotency_key=p.idempotency_key, cause_type=cause_type,
+            cause_id=str(p.cause.pk) if p.cause is not None else "",
+            created_by_id=p.created_by_id, **extra))
+    changed = [users[uid] for uid in sorted({p.user_id for p in todo})]
+    User.objects.bulk_update(changed, ["balance_active", "balance_passive"])
+    return LedgerEntry.objects.bulk_create(rows)
+
+
+def _deposit_key(reference: str) -> str:
+    return f"deposit:{reference}"
 
 
 def wallet_deposit(*, user: User, amount, reference: str, created_by: User | None = None,
                    description: str = "") -> LedgerEntry:
     """Credit the active wallet. The same `reference` twice credits once: the second
     call returns the first entry (and refuses a different member or amount)."""
+    return wallet_deposit_with_status(user=user, amount=amount, reference=reference, created_by=created_by,
+                                      description=description)[0]
+
+
+def wallet_deposit_with_status(*, user: User, amount, reference: str, created_by: User | None = None,
+                               description: str = "") -> tuple[LedgerEntry, bool]:
+    """`wallet_deposit`, and whether this call credited (False: the reference's first entry).
+
+    Decided under the member's row lock. The same reference for another member or another
+    amount raises `IdempotencyConflict` (code `reference_conflict`).
+    """
     amount = to_money(amount)
-    reference = (reference or "").strip()
+    reference = str(reference or "").strip()
     if not reference:
-        raise ValidationError({"reference": "A deposit needs a reference."})
-    if len(reference) > 150:
-        raise ValidationError({"reference": "The reference is too long (150 characters at most)."})
-    key = f"deposit:{reference}"
-    wallet_post([Posting(user_id=user.pk, wallet=Wallet.ACTIVE, amount=amount,
-                         reason=LedgerEntry.Reason.DEPOSIT, idempotency_key=key,
-                         description=description or f"Deposit {reference}",
-                         created_by_id=created_by.pk if created_by else None)])
-    entry = LedgerEntry.objects.get(idempotency_key=key)
-    if entry.user_id != user.pk or entry.amount != amount:
-        raise ValidationError({"reference": f"Reference {reference!r} was already used for a "
-                                            "different deposit."}, code="reference_conflict")
-    user.balance_active = User.objects.values_list("balance_active", flat=True).get(pk=user.pk)
-    return entry
+        raise field_error("reference", "A deposit needs a reference.", code="required")
+    if len(reference) > DEPOSIT_REFERENCE_MAX_LENGTH:
+        raise field_error("reference", f"The reference is too long ({DEPOSIT_REFERENCE_MAX_LENGTH} characters "
+                                       "at most).", code="max_length")
+    key = _deposit_key(reference)
+    with transaction.atomic():
+        rows = wallet_post([Posting(user_id=user.pk, wallet=Wallet.ACTIVE, amount=amount,
+                                    reason=LedgerEntry.Reason.DEPOSIT, idempotency_key=key,
+                                    description=description or f"Deposit {reference}",
+                                    created_by_id=created_by.pk if created_by else None)])
+        if rows:
+            entry, created = rows[0], True
+        else:
+            entry, created = LedgerEntry.objects.get(idempotency_key=key), False
+            if entry.user_id != user.pk:
+                raise field_error("reference", f"Reference {reference!r} was already used for a deposit to "
+                                               "another member.", code="reference_conflict",
+                                  error_class=IdempotencyConflict)
+            if entry.amount != amount:
+                raise field_error("reference", f"Reference {reference!r} was already used for a deposit of "
+                                               f"{format_money(entry.amount)} USD, not {format_money(amount)}.",
+                                  code="reference_conflict", error_class=IdempotencyConflict)
+        user.balance_active = User.objects.values_list("balance_active", flat=True).get(pk=user.pk)
+    return entry, created
 
 
 def wallet_credit(*, user: User, wallet: str, amount, reason: str, idempotency_key: str,

@@ -21,3 +21,14 @@ class ConflictError(ValidationError):
 
 class IdempotencyConflict(ValidationError):
     http_status = 422
+
+
+def field_error(field: str, message: str, *, code: str,
+                error_class: type[ValidationError] = ValidationError) -> ValidationError:
+    """`error_class({field: message})` whose code survives.
+
+    Django drops `code=` when the message is a dict (`ValidationError({"f": "m"}, code="c")`
+    leaves the field's error with code None), so the code goes on the field's error — where
+    Django forms and DRF's `get_error_detail` read it — and on the outer error's args too.
+    """
+    return error_class({field: ValidationError(message, code=code)}, code=code)

@@ -74,3 +74,12 @@ def round_money(value: Decimal, *, places: Decimal = CENT, rounding: str = ROUND
 
 def round_down(value: Decimal, places: Decimal = CENT) -> Decimal:
     return round_money(value, places=places, rounding=ROUND_DOWN)
+
+
+def format_money(value: Decimal) -> str:
+    """An amount for a human message: thousands separators and at least 2 decimals, more only
+    when they are not zero (``0E-8`` → ``0.00``, ``12.5`` → ``12.50``, ``0.00000001`` kept)."""
+    value = Decimal(value)
+    if value == value.quantize(CENT, rounding=ROUND_DOWN):
+        return f"{value:,.2f}"
+    return f"{value.normalize():,f}"

@@ -213,24 +213,23 @@ def purchase_preview(*, user: User, option, packs: int = 1, price=None, when=Non
     """What processing a purchase by `user` of `packs` × `option` (or at `price`) dated `when`
     would create (§11): `{"user_id", "kind", "level", "rate", "amount"}` per bonus, computed by
     the same rules on the same data as processing. Writes nothing."""
-    from django.core.exceptions import ValidationError
-
+    from common.errors import field_error
     from common.money import to_money
     from mlm import engine
     from purchases.models import Option
 
     if user.is_system_root:
-        raise ValidationError({"user": "The system root does not buy."}, code="root_cannot_buy")
+        raise field_error("user", "The system root does not buy.", code="system_root")
     if isinstance(packs, bool) or not isinstance(packs, int) or not 1 <= packs <= 100_000:
-        raise ValidationError({"packs": "packs must be a whole number between 1 and 100000."}, code="invalid_packs")
+        raise field_error("packs", "packs must be a whole number between 1 and 100000.", code="invalid_packs")
     if not isinstance(option, Option):
         option = Option.objects.filter(pk=option).first()
         if option is None:
-            raise ValidationError({"option": "Unknown option."}, code="unknown_option")
+            raise field_error("option", "Unknown option.", code="unknown_option")
     price = option.pack_price * packs if price is None else to_money(price, field="price")
     when = when or timezone.now()
     if timezone.is_naive(when):
-        raise ValidationError({"when": "when must be timezone-aware."}, code="naive_datetime")
+        raise field_error("when", "when must be timezone-aware.", code="naive_datetime")
     user = User.objects.only("id", "path", "is_system_root").get(pk=user.pk)
     outcome = engine.preview(user=user, option=option, price=price, when=when)
     return [{"user_id": b.user_id, "kind": b.kind, "level": b.level, "rate": b.rate, "amount": b.amount}

@@ -15,12 +15,12 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 from decimal import Decimal
 
-from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.db.models import Count, Sum
 from django.utils import timezone
 
 from accounts.models import PATH_STEP, User
+from common.errors import field_error
 from common.money import MONEY_QUANTUM, ZERO, round_down, round_money
 from mlm import engine
 from mlm.engine import team_volume_enqueue  # noqa: F401 - a public name of this module
@@ -55,6 +55,26 @@ def _month_end(month: date) -> date:
     return month.replace(year=month.year + 1, month=1) if month.month == 12 else month.replace(month=month.month + 1)
 
 
+_STATS = MemberStats._meta.db_table
+_USERS = User._meta.db_table
+_PURCHASES = Purchase._meta.db_table
+
+
+def _stats_insert_missing(cur, where: str, params: list, plan: Plan) -> None:
+    """INSERT the stats rows missing for the members matched by `where` (on `u`), in id order.
+
+    NOT EXISTS skips the rows already there; ON CONFLICT covers a concurrent transaction
+    inserting the same row (first purchases in one line): it waits for that one and then
+    does nothing, instead of failing on the primary key. PostgreSQL, and SQLite ≥ 3.24.
+    """
+    cur.execute(
+        f"INSERT INTO {_STATS} (user_id, rank_id, is_pioneer, pv, fv, tv, max_branch, cap, gap) "
+        f"SELECT u.id, %s, %s, 0, 0, 0, 0, 0, 0 FROM {_USERS} u WHERE {where} "
+        f"AND NOT EXISTS (SELECT 1 FROM {_STATS} s WHERE s.user_id = u.id) ORDER BY u.id "
+        "ON CONFLICT (user_id) DO NOTHING",
+        [plan.lowest.pk, False, *params])
+
+
 def _stats_ensure(user_ids, plan: Plan) -> None:
     """Create the missing stats rows (one INSERT … ON CONFLICT DO NOTHING)."""
     ids = sorted(set(user_ids))
@@ -63,12 +83,7 @@ def _stats_ensure(user_ids, plan: Plan) -> None:
     from django.db import connection
 
     with connection.cursor() as cur:  # one statement whatever the number of ids (SQLite batches bulk_create)
-        cur.execute(
-            "INSERT INTO mlm_memberstats (user_id, rank_id, is_pioneer, pv, fv, tv, max_branch, cap, gap) "
-            "SELECT u.id, %s, %s, 0, 0, 0, 0, 0, 0 FROM accounts_user u "
-            f"WHERE u.id IN ({', '.join(['%s'] * len(ids))}) "
-            "AND NOT EXISTS (SELECT 1 FROM mlm_memberstats s WHERE s.user_id = u.id)",
-            [plan.lowest.pk, False, *ids])
+        _stats_insert_missing(cur, f"u.id IN ({', '.join(['%s'] * len(ids))})", ids, plan)
 
 
 # --- processing purchases (§5, §11) ---------------------------------------------------------
@@ -85,7 +100,7 @@ def purchase_process(*, purchase_id: int) -> ProcessResult:
     """
     claimed, bonuses = engine.process_batch([purchase_id])
     if not claimed and not Purchase.objects.filter(pk=purchase_id).exists():
-        raise ValidationError({"purchase_id": f"Unknown purchase {purchase_id}."}, code="unknown_purchase")
+        raise field_error("purchase_id", f"Unknown purchase {purchase_id}.", code="unknown_purchase")
     return ProcessResult(purchase_id, bool(claimed), bonuses)
 
 
@@ -184,7 +199,7 @@ def _stats_tv_write(rows: list[MemberStats], now) -> None:
             params = [now]
             for r in batch:
                 params += [r.user_id, r.tv, r.max_branch, r.cap, r.next_rank_id, r.gap]
-            cur.execute("UPDATE mlm_memberstats AS m SET tv_updated_at = %s, tv = v.tv, max_branch = v.mb, "
+            cur.execute(f"UPDATE {_STATS} AS m SET tv_updated_at = %s, tv = v.tv, max_branch = v.mb, "
                         "cap = v.cap, next_rank_id = v.nr, gap = v.gap "
                         f"FROM (VALUES {values}) AS v(user_id, tv, mb, cap, nr, gap) WHERE m.user_id = v.user_id",
                         params)
@@ -238,13 +253,13 @@ def rank_assign(*, user: User, rank_code: str, reason: str = "manual", created_b
     """Set a member's rank by hand. `reason` is `manual` (default) or `qualified`; any other
     text is kept as the note of a manual change. Returns the history row (None: no change)."""
     if user.is_system_root:
-        raise ValidationError({"user": "The system root is never ranked."})
+        raise field_error("user", "The system root is never ranked.", code="system_root")
     if reason not in RankHistory.Reason.values:
         note, reason = (note or reason), RankHistory.Reason.MANUAL
     plan = plan_load()
     new_rank = next((r for r in plan.ranks if r.code == rank_code), None)
     if new_rank is None:
-        raise ValidationError({"rank_code": f"Unknown rank {rank_code!r}."})
+        raise field_error("rank_code", f"Unknown rank {rank_code!r}.", code="unknown_rank")
     with transaction.atomic():
         _stats_ensure([user.pk], plan)
         stats = MemberStats.objects.select_for_update().get(user_id=user.pk)
@@ -346,20 +361,20 @@ def _pool_qualifiers(plan: Plan, month: date) -> list[int]:
 
 # --- rebuilding volumes from the purchases (repair, large imports) ---------------------------
 
-_FV_SQL = """
-UPDATE mlm_memberstats SET fv = f.total FROM (
+_FV_SQL = f"""
+UPDATE {_STATS} SET fv = f.total FROM (
     WITH RECURSIVE
     own(user_id, v) AS (
-        SELECT p.user_id, SUM(p.price) FROM purchases_purchase p
+        SELECT p.user_id, SUM(p.price) FROM {_PURCHASES} p
         WHERE p.kind IN (%s, %s) GROUP BY p.user_id),
     anc(apath, v, n) AS (
         SELECT substr(u.path, 1, length(u.path) - %s), own.v, u.depth - 1
-        FROM own JOIN accounts_user u ON u.id = own.user_id WHERE u.depth > 1
+        FROM own JOIN {_USERS} u ON u.id = own.user_id WHERE u.depth > 1
         UNION ALL
         SELECT substr(apath, 1, length(apath) - %s), v, n - 1 FROM anc WHERE n > 1)
-    SELECT u.id AS user_id, SUM(anc.v) AS total FROM anc JOIN accounts_user u ON u.path = anc.apath
+    SELECT u.id AS user_id, SUM(anc.v) AS total FROM anc JOIN {_USERS} u ON u.path = anc.apath
     GROUP BY u.id
-) AS f WHERE mlm_memberstats.user_id = f.user_id
+) AS f WHERE {_STATS}.user_id = f.user_id
 """
 
 
@@ -377,14 +392,10 @@ def volumes_rebuild(*, chunk: int = 2000) -> dict:
     plan = plan_load()
     counted = [str(k) for k in Purchase.COUNTED_KINDS]
     with transaction.atomic(), connection.cursor() as cur:
+        _stats_insert_missing(cur, "u.is_system_root = %s", [False], plan)
         cur.execute(
-            "INSERT INTO mlm_memberstats (user_id, rank_id, is_pioneer, pv, fv, tv, max_branch, cap, gap) "
-            "SELECT u.id, %s, %s, 0, 0, 0, 0, 0, 0 FROM accounts_user u WHERE u.is_system_root = %s "
-            "AND NOT EXISTS (SELECT 1 FROM mlm_memberstats s WHERE s.user_id = u.id)",
-            [plan.lowest.pk, False, False])
-        cur.execute(
-            "UPDATE mlm_memberstats SET fv = 0, pv = COALESCE((SELECT SUM(p.price) FROM purchases_purchase p "
-            "WHERE p.user_id = mlm_memberstats.user_id AND p.kind IN (%s, %s)), 0)", counted)
+            f"UPDATE {_STATS} SET fv = 0, pv = COALESCE((SELECT SUM(p.price) FROM {_PURCHASES} p "
+            f"WHERE p.user_id = {_STATS}.user_id AND p.kind IN (%s, %s)), 0)", counted)
         cur.execute(_FV_SQL, [*counted, PATH_STEP, PATH_STEP])
         MonthlyVolume.objects.all().delete()
         rows = (Purchase.objects.filter(kind__in=Purchase.COUNTED_KINDS).exclude(user__is_system_root=True)

@@ -15,20 +15,21 @@ from __future__ import annotations
 import logging
 from datetime import datetime
 
-from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
 from accounts.models import LedgerEntry, User, Wallet
-from accounts.services import Posting, wallet_post
+from accounts.services import InsufficientFunds, Posting, wallet_post
+from common.errors import IdempotencyConflict, field_error
 from common.locks import lock_rows
-from common.money import to_money
+from common.money import format_money, to_money
 from purchases.models import Option, Purchase
 from purchases.signals import purchase_completed
 
 logger = logging.getLogger(__name__)
 
 MAX_PACKS = 100_000
+IDEMPOTENCY_KEY_MAX_LENGTH = Purchase._meta.get_field("idempotency_key").max_length
 
 
 def _send_completed_after_commit(purchase: Purchase) -> None:
@@ -50,19 +51,30 @@ def _clean_key(idempotency_key: str | None) -> str | None:
     key = str(idempotency_key).strip()
     if not key:
         return None
-    if len(key) > 200:
-        raise ValidationError({"idempotency_key": "The idempotency key is too long (200 at most)."})
+    if len(key) > IDEMPOTENCY_KEY_MAX_LENGTH:
+        raise field_error("idempotency_key", f"The idempotency key is too long ({IDEMPOTENCY_KEY_MAX_LENGTH} "
+                                             "characters at most).", code="invalid_idempotency_key")
+    if "\x00" in key:
+        raise field_error("idempotency_key", "The idempotency key contains a NUL character.",
+                          code="invalid_idempotency_key")
     return key
 
 
+def _option_pk(option: Option | int) -> int:
+    if isinstance(option, Option):
+        return option.pk
+    if isinstance(option, int) and not isinstance(option, bool):
+        return option
+    raise field_error("option", "Unknown option.", code="unknown_option")
+
+
 def _purchasable_option(option: Option | int) -> Option:
-    pk = option.pk if isinstance(option, Option) else option
     try:
-        option = Option.objects.select_related("project").get(pk=pk)
+        option = Option.objects.select_related("project").get(pk=_option_pk(option))
     except Option.DoesNotExist:
-        raise ValidationError({"option": "Unknown option."}) from None
+        raise field_error("option", "Unknown option.", code="unknown_option") from None
     if not option.is_active or not option.project.is_active:
-        raise ValidationError({"option": f"The option {option} is not for sale."}, code="inactive_option")
+        raise field_error("option", f"The option {option} is not for sale.", code="inactive_option")
     return option
 
 
@@ -73,33 +85,65 @@ def purchase_create(*, user: User, option: Option | int, packs: int = 1,
     The same `idempotency_key` for the same member returns the first purchase
     (and charges nothing). Refuses an inactive option and a short balance.
     """
+    return purchase_create_with_status(user=user, option=option, packs=packs,
+                                       idempotency_key=idempotency_key)[0]
+
+
+def purchase_create_with_status(*, user: User, option: Option | int, packs: int = 1,
+                                idempotency_key: str | None = None) -> tuple[Purchase, bool]:
+    """`purchase_create`, and whether this call bought (False: the key's first purchase returned).
+
+    Decided under the buyer's row lock. The same key with another option or number of packs
+    raises `IdempotencyConflict` (code `idempotency_conflict`); a short balance raises
+    `InsufficientFunds` (code `insufficient_funds`, not tied to a field: a purchase has no amount).
+    """
     if isinstance(packs, bool) or not isinstance(packs, int):
-        raise ValidationError({"packs": "packs must be a whole number."})
+        raise field_error("packs", "packs must be a whole number.", code="invalid_packs")
     if not 1 <= packs <= MAX_PACKS:
-        raise ValidationError({"packs": f"packs must be between 1 and {MAX_PACKS}."})
+        raise field_error("packs", f"packs must be between 1 and {MAX_PACKS}.", code="invalid_packs")
+    option_pk = _option_pk(option)
     key = _clean_key(idempotency_key)
     with transaction.atomic():
         # The buyer's row lock serializes this member's purchases (and idempotent retries).
         buyer = lock_rows(User, [user.pk]).get(user.pk)
         if buyer is None:
-            raise ValidationError({"user": "Unknown member."})
+            raise field_error("user", "Unknown member.", code="unknown_member")
         if key is not None:
             existing = Purchase.objects.filter(user_id=user.pk, idempotency_key=key).first()
             if existing is not None:
-                return existing
+                if (existing.kind, existing.option_id, existing.packs) != (Purchase.Kind.REGULAR, option_pk, packs):
+                    raise field_error(
+                        "idempotency_key",
+                        f"This idempotency key was already used for another purchase (#{existing.pk}: "
+                        f"{_describe(existing)}). Send a new key for a new purchase.",
+                        code="idempotency_conflict", error_class=IdempotencyConflict)
+                return existing, False
         if buyer.is_system_root:
-            raise ValidationError({"user": "The system root does not buy."})
-        option = _purchasable_option(option)
+            raise field_error("user", "The system root does not buy.", code="system_root")
+        option = _purchasable_option(option_pk)
         price = option.pack_price * packs
         purchase = Purchase.objects.create(
             user_id=user.pk, project=option.project, option=option, kind=Purchase.Kind.REGULAR,
             packs=packs, shares=option.pack_shares * packs, price=price, idempotency_key=key)
-        wallet_post([Posting(user_id=user.pk, wallet=Wallet.ACTIVE, amount=-price,
-                             reason=LedgerEntry.Reason.PURCHASE,
-                             idempotency_key=f"purchase:{purchase.pk}:debit", cause=purchase,
-                             description=f"{packs} × {option}")])
+        try:
+            wallet_post([Posting(user_id=user.pk, wallet=Wallet.ACTIVE, amount=-price,
+                                 reason=LedgerEntry.Reason.PURCHASE,
+                                 idempotency_key=f"purchase:{purchase.pk}:debit", cause=purchase,
+                                 description=f"{packs} × {option}")])
+        except InsufficientFunds as exc:
+            # wallet_post keys it `amount`; a purchase has no amount field: a non-field error.
+            raise InsufficientFunds(
+                f"Insufficient active balance for {packs} × {option}: "
+                f"{format_money(buyer.balance_active)} USD available, {format_money(price)} USD needed.",
+                code="insufficient_funds") from exc
         _send_completed_after_commit(purchase)
-    return purchase
+    return purchase, True
+
+
+def _describe(purchase: Purchase) -> str:
+    if purchase.kind != Purchase.Kind.REGULAR:
+        return f"a {purchase.kind} purchase"
+    return f"{purchase.packs} × {purchase.option}"
 
 
 def purchase_grant(*, user: User, option: Option, shares: int, price, kind: str,
@@ -114,16 +158,16 @@ def purchase_grant(*, user: User, option: Option, shares: int, price, kind: str,
     row follows history).
     """
     if kind not in (Purchase.Kind.BONUS, Purchase.Kind.LEGACY):
-        raise ValidationError({"kind": "purchase_grant records bonus and legacy purchases only."})
+        raise field_error("kind", "purchase_grant records bonus and legacy purchases only.", code="invalid_kind")
     if isinstance(shares, bool) or not isinstance(shares, int) or shares <= 0:
-        raise ValidationError({"shares": "shares must be a whole number greater than zero."})
+        raise field_error("shares", "shares must be a whole number greater than zero.", code="invalid_shares")
     price = to_money(price, field="price")
     key = _clean_key(idempotency_key)
     if key is None:
-        raise ValidationError({"idempotency_key": "purchase_grant needs an idempotency key."})
+        raise field_error("idempotency_key", "purchase_grant needs an idempotency key.", code="required")
     when = purchased_at or timezone.now()
     if timezone.is_naive(when):
-        raise ValidationError({"purchased_at": "purchased_at must be timezone-aware."})
+        raise field_error("purchased_at", "purchased_at must be timezone-aware.", code="naive_datetime")
     reason = LedgerEntry.Reason.LEGACY if kind == Purchase.Kind.LEGACY else LedgerEntry.Reason.BONUS_PURCHASE
     with transaction.atomic():
         lock_rows(User, [user.pk])

@@ -15,6 +15,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from celery.schedules import crontab
 from django.core.exceptions import ValidationError
 
+from common.errors import field_error
+
 NAMED_SCHEDULES = {
     "daily": ("0", "0", "*", "*", "*"),
     "weekly": ("0", "0", "*", "*", "1"),
@@ -26,7 +28,7 @@ _MAX_LOOKBACK_DAYS = 4 * 366 + 1
 
 def normalize_schedule(schedule: str) -> str:
     if not isinstance(schedule, str):
-        raise ValidationError({"execution_schedule": "The schedule must be a string."})
+        raise field_error("execution_schedule", "The schedule must be a string.", code="invalid_schedule")
     text = " ".join(schedule.split())
     return text.lower() if text.lower() in NAMED_SCHEDULES else text
 
@@ -38,8 +40,9 @@ def cron_fields(schedule: str) -> tuple[str, str, str, str, str]:
         return NAMED_SCHEDULES[text]
     fields = text.split(" ")
     if len(fields) != 5:
-        raise ValidationError({"execution_schedule": "Use daily, weekly, monthly or a cron expression of "
-                                                     "5 fields (minute hour day-of-month month day-of-week)."})
+        raise field_error("execution_schedule", "Use daily, weekly, monthly or a cron expression of "
+                                                "5 fields (minute hour day-of-month month day-of-week).",
+                          code="invalid_schedule")
     return tuple(fields)  # type: ignore[return-value]
 
 
@@ -49,16 +52,17 @@ def celery_crontab(schedule: str, tz: str) -> crontab:
         return crontab(minute=minute, hour=hour, day_of_month=day_of_month, month_of_year=month_of_year,
                        day_of_week=day_of_week)
     except Exception as exc:  # celery raises ParseException / ValueError on bad fields
-        raise ValidationError({"execution_schedule": f"Invalid cron expression {schedule!r}: {exc}"}) from None
+        raise field_error("execution_schedule", f"Invalid cron expression {schedule!r}: {exc}",
+                          code="invalid_schedule") from None
 
 
 def validate_timezone(name: str) -> ZoneInfo:
     if not isinstance(name, str) or not name.strip():
-        raise ValidationError({"timezone": "The timezone is required (e.g. UTC, Africa/Johannesburg)."})
+        raise field_error("timezone", "The timezone is required (e.g. UTC, Africa/Johannesburg).", code="required")
     try:
         return ZoneInfo(name.strip())
     except (ZoneInfoNotFoundError, ValueError):
-        raise ValidationError({"timezone": f"Unknown timezone {name!r}."}) from None
+        raise field_error("timezone", f"Unknown timezone {name!r}.", code="unknown_timezone") from None
 
 
 def validate_schedule(schedule: str, tz: str) -> str:
@@ -66,7 +70,13 @@ def validate_schedule(schedule: str, tz: str) -> str:
     text = normalize_schedule(schedule)
     from django_celery_beat.validators import crontab_validator
 
-    crontab_validator(" ".join(cron_fields(text)))
+    try:
+        crontab_validator(" ".join(cron_fields(text)))
+    except ValidationError as exc:
+        if hasattr(exc, "error_dict"):  # ours, from cron_fields
+            raise
+        raise field_error("execution_schedule", f"Invalid cron expression {schedule!r}: {'; '.join(exc.messages)}",
+                          code="invalid_schedule") from None
     celery_crontab(text, tz)
     period_start(text, tz, datetime.now(tz=ZoneInfo("UTC")))
     return text
@@ -89,7 +99,7 @@ def period_start(schedule: str, tz: str, now: datetime) -> datetime:
                     if candidate <= local:
                         return candidate
         day -= timedelta(days=1)
-    raise ValidationError({"execution_schedule": f"The schedule {schedule!r} never fires."})
+    raise field_error("execution_schedule", f"The schedule {schedule!r} never fires.", code="invalid_schedule")
 
 
 def period_key(schedule: str, tz: str, now: datetime) -> str:

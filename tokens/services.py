@@ -34,9 +34,17 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from common.money import MONEY_QUANTUM, ZERO, round_money, to_decimal, to_money
+from common.errors import field_error
+from common.money import MONEY_QUANTUM, ZERO, format_money, round_money, to_decimal, to_money
 from tokens import schedule as sched
-from tokens.chain import BuyReceipt, ChainClient, ChainError, ChainRevertError, ChainTransportError
+from tokens.chain import (
+    BuyReceipt,
+    ChainClient,
+    ChainError,
+    ChainRevertError,
+    ChainTransportError,
+    NodeFollowingClient,
+)
 from tokens.models import BuyOrder, BuyOrderConfig, BuyOrderConfigChange, ExchangeRate, Revenue
 from tokens.selectors import available_revenue, buy_order_config, exchange_rate_current
 from tokens.signals import buy_order_completed
@@ -51,31 +59,23 @@ RETRY_DELAY_CAP = 30
 
 # --- The chain client: one per process -------------------------------------------------------
 
-_client: ChainClient | None = None
-_client_guard = threading.Lock()
+_clients = NodeFollowingClient()
 # The embedded chain is not thread-safe: every chain call of this module goes through this lock.
 chain_lock = threading.RLock()
 
 
 def chain_client() -> ChainClient:
-    """The process-wide chain client (the embedded chain unless ``WEB3_PROVIDER_URI`` is set)."""
-    global _client
-    client = _client
-    if client is None:
-        with _client_guard:
-            if _client is None:
-                from tokens.chain import client_from_settings
+    """The process-wide chain client (the embedded chain unless ``WEB3_PROVIDER_URI`` is set).
 
-                _client = client_from_settings()
-            client = _client
-    return client
+    Follows a restarted local node: when its info file changes, the next call builds a
+    client for the new chain and treasury key (no restart of the web or worker needed).
+    """
+    return _clients.get()
 
 
 def chain_client_set(client: ChainClient | None) -> None:
-    """Replace the process-wide client (tests, or after a configuration change); None resets."""
-    global _client
-    with _client_guard:
-        _client = client
+    """Replace the process-wide client (tests, or an override) -- kept as is; None resets."""
+    _clients.set(client)
 
 
 # The pause between retries; tests replace it (``tokens.services.retry_sleep = ...``).
@@ -88,7 +88,8 @@ retry_sleep: Callable[[float], None] = time.sleep
 def _clean_currency(currency) -> str:
     if not isinstance(currency, str) or len(currency.strip()) != 3 or not currency.strip().isalpha() \
             or not currency.strip().isascii():
-        raise ValidationError({"currency": "The currency must be an ISO 4217 code of 3 letters (e.g. ZAR, USD)."})
+        raise field_error("currency", "The currency must be an ISO 4217 code of 3 letters (e.g. ZAR, USD).",
+                          code="invalid_currency")
     return currency.strip().upper()
 
 
@@ -104,14 +105,15 @@ def revenue_track_with_status(*, source: str, amount, currency: str = BASE_CURRE
                               recorded_at: datetime | None = None) -> tuple[Revenue, bool]:
     """`revenue_track`, and whether the record was created (False: an earlier one returned)."""
     if source not in Revenue.Source.values:
-        raise ValidationError({"source": f"Unknown source {source!r}: use one of "
-                                         f"{', '.join(Revenue.Source.values)}."})
+        raise field_error("source", f"Unknown source {source!r}: use one of "
+                                    f"{', '.join(Revenue.Source.values)}.", code="unknown_source")
     amount = to_money(amount)
     currency = _clean_currency(currency)
     if external_ref is not None:
         external_ref = str(external_ref).strip() or None
         if external_ref and len(external_ref) > 200:
-            raise ValidationError({"external_ref": "The external reference is too long (200 at most)."})
+            raise field_error("external_ref", "The external reference is too long (200 at most).",
+                              code="max_length")
     if external_ref:
         existing = Revenue.objects.filter(source=source, external_ref=external_ref).first()
         if existing is not None:
@@ -121,12 +123,12 @@ def revenue_track_with_status(*, source: str, amount, currency: str = BASE_CURRE
     else:
         row = exchange_rate_current(currency=currency)
         if row is None:
-            raise ValidationError({"currency": f"No exchange rate for {currency}: add a {currency}→ZAR rate "
-                                               "in the admin first."})
+            raise field_error("currency", f"No exchange rate for {currency}: add a {currency}→ZAR rate "
+                                          "in the admin first.", code="no_exchange_rate")
         rate = row.rate_to_zar
     amount_zar = round_money(amount * rate, places=MONEY_QUANTUM)
     if amount_zar <= 0:
-        raise ValidationError({"amount": "The amount is too small to convert to ZAR."})
+        raise field_error("amount", "The amount is too small to convert to ZAR.", code="amount_too_small")
     to_money(amount_zar, field="amount_zar")  # fits the column
     try:
         with transaction.atomic():
@@ -146,9 +148,9 @@ def revenue_track_with_status(*, source: str, amount, currency: str = BASE_CURRE
 
 def _same_revenue(existing: Revenue, *, amount: Decimal, currency: str) -> Revenue:
     if existing.amount != amount or existing.currency != currency:
-        raise ValidationError({"external_ref": f"The reference {existing.external_ref!r} was already recorded "
-                                               f"with {existing.amount} {existing.currency}; a retry must "
-                                               "send the same amount and currency."})
+        raise field_error("external_ref", f"The reference {existing.external_ref!r} was already recorded "
+                                          f"with {format_money(existing.amount)} {existing.currency}; a retry "
+                                          "must send the same amount and currency.", code="reference_conflict")
     return existing
 
 
@@ -157,7 +159,7 @@ def exchange_rate_set(*, currency: str, rate_to_zar, valid_from: datetime | None
     """Add a rate row for ``currency`` (1 unit = ``rate_to_zar`` ZAR); the newest row wins."""
     currency = _clean_currency(currency)
     if currency == BASE_CURRENCY:
-        raise ValidationError({"currency": "ZAR is the base currency: its rate is always 1."})
+        raise field_error("currency", "ZAR is the base currency: its rate is always 1.", code="base_currency")
     rate = to_money(rate_to_zar, field="rate_to_zar")
     row = ExchangeRate.objects.create(currency=currency, rate_to_zar=rate, valid_from=valid_from or timezone.now(),
                                       note=note[:200], created_by=created_by)
@@ -194,16 +196,20 @@ def _clean_config_value(field: str, value):
     if field == "revenue_percentage":
         value = to_decimal(value, field=field)
         if not (ZERO < value <= 1):
-            raise ValidationError({field: "The revenue percentage is a fraction: more than 0, at most 1 (100%)."})
+            raise field_error(field, "The revenue percentage is a fraction: more than 0, at most 1 (100%).",
+                              code="out_of_range")
         if value != value.quantize(Decimal("0.0001"), rounding=ROUND_DOWN):
-            raise ValidationError({field: "The revenue percentage has at most 4 decimal places (0.0001 = 0.01%)."})
+            raise field_error(field, "The revenue percentage has at most 4 decimal places (0.0001 = 0.01%).",
+                              code="max_decimal_places")
         return value.quantize(Decimal("0.0001"))
     if field == "max_slippage":
         value = to_decimal(value, field=field)
         if not (ZERO <= value < 1):
-            raise ValidationError({field: "The maximum slippage is a fraction: at least 0, less than 1."})
+            raise field_error(field, "The maximum slippage is a fraction: at least 0, less than 1.",
+                              code="out_of_range")
         if value != value.quantize(Decimal("0.0001"), rounding=ROUND_DOWN):
-            raise ValidationError({field: "The maximum slippage has at most 4 decimal places."})
+            raise field_error(field, "The maximum slippage has at most 4 decimal places.",
+                              code="max_decimal_places")
         return value.quantize(Decimal("0.0001"))
     if field in ("min_buy_amount", "max_buy_amount"):
         return to_money(value, field=field).quantize(MONEY_QUANTUM)
@@ -214,13 +220,13 @@ def _clean_config_value(field: str, value):
         return sched.normalize_schedule(value)  # fully validated with the timezone below
     if field == "disposition":
         if value not in BuyOrderConfig.Disposition.values:
-            raise ValidationError({field: "The disposition is hold or burn."})
+            raise field_error(field, "The disposition is hold or burn.", code="invalid_choice")
         return value
     if field == "enabled":
         if not isinstance(value, bool):
-            raise ValidationError({field: "enabled is true or false."})
+            raise field_error(field, "enabled is true or false.", code="invalid_boolean")
         return value
-    raise ValidationError({field: f"Unknown setting {field!r}."})
+    raise field_error(field, f"Unknown setting {field!r}.", code="unknown_setting")
 
 
 def _locked_config() -> BuyOrderConfig:
@@ -233,7 +239,8 @@ def buy_order_config_update(*, changed_by=None, **changes) -> BuyOrderConfig:
     """Validate and apply ``changes`` to the settings; keep an audit row; follow with the schedule."""
     unknown = sorted(set(changes) - set(CONFIG_FIELDS))
     if unknown:
-        raise ValidationError({name: f"Unknown setting {name!r}." for name in unknown})
+        raise ValidationError({name: ValidationError(f"Unknown setting {name!r}.", code="unknown_setting")
+                               for name in unknown}, code="unknown_setting")
     cleaned = {field: _clean_config_value(field, value) for field, value in changes.items()}
     with transaction.atomic():
         config = _locked_config()
@@ -244,7 +251,7 @@ def buy_order_config_update(*, changed_by=None, **changes) -> BuyOrderConfig:
                 diff[field] = {"old": str(old), "new": str(value)}
                 setattr(config, field, value)
         if config.min_buy_amount > config.max_buy_amount:
-            raise ValidationError({"min_buy_amount": "The minimum must not exceed the maximum."})
+            raise field_error("min_buy_amount", "The minimum must not exceed the maximum.", code="min_above_max")
         config.execution_schedule = sched.validate_schedule(config.execution_schedule, config.timezone)
         if not diff:
             return config
@@ -352,10 +359,12 @@ def buy_order_run(*, price_per_token=None, amount=None, trigger: str = BuyOrder.
     if price_per_token is not None:
         price = to_decimal(price_per_token, field="price_per_token")
         if price <= 0:
-            raise ValidationError({"price_per_token": "The price per token must be greater than zero."})
+            raise field_error("price_per_token", "The price per token must be greater than zero.",
+                              code="min_value")
         price = round_money(price, places=MONEY_QUANTUM)
         if price <= 0:
-            raise ValidationError({"price_per_token": "The price per token is too small (8 decimal places at most)."})
+            raise field_error("price_per_token", "The price per token is too small (8 decimal places at most).",
+                              code="min_value")
     if amount is not None:
         amount = to_money(amount)
     if price_per_token is None:

@@ -1,7 +1,6 @@
 """Members' own account, registration and tokens; the payment service's deposits."""
 
 from django.contrib.auth import authenticate
-from django.core.exceptions import ValidationError
 from django.db import transaction
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status
@@ -14,10 +13,11 @@ from rest_framework.views import APIView
 from rest_framework_api_key.permissions import HasAPIKey
 
 from accounts.api import serializers as s
-from accounts.models import LedgerEntry, User
+from accounts.models import User
 from accounts.selectors import ledger_for, user_by_referral_code
-from accounts.services import member_create, wallet_deposit, wallet_transfer_to_active
+from accounts.services import member_create, wallet_deposit_with_status, wallet_transfer_to_active
 from common.api import error_response
+from common.errors import field_error
 
 
 class RegisterView(APIView):
@@ -35,7 +35,7 @@ class RegisterView(APIView):
         if v["referral_code"]:
             sponsor = user_by_referral_code(v["referral_code"])
             if sponsor is None:
-                raise ValidationError({"referral_code": "Unknown referral code."})
+                raise field_error("referral_code", "Unknown referral code.", code="unknown_referral_code")
         with transaction.atomic():
             user = member_create(email=v["email"], password=v["password"], sponsor=sponsor,
                                  first_name=v["first_name"], last_name=v["last_name"],
@@ -113,9 +113,9 @@ class ServiceDepositView(APIView):
         lookup = {"pk": v["member_id"]} if v.get("member_id") else {"email__iexact": v["email"]}
         user = User.objects.filter(is_system_root=False, **lookup).first()
         if user is None:
-            raise ValidationError({"member": "Unknown member."})
-        existed = LedgerEntry.objects.filter(idempotency_key=f"deposit:{v['reference'].strip()}").exists()
-        entry = wallet_deposit(user=user, amount=v["amount"], reference=v["reference"],
-                               description=f"Payment service deposit {v['reference']}")
+            raise field_error("member", "Unknown member.", code="unknown_member")
+        entry, created = wallet_deposit_with_status(
+            user=user, amount=v["amount"], reference=v["reference"],
+            description=f"Payment service deposit {v['reference']}")
         return Response(s.DepositOutputSerializer(entry).data,
-                        status=status.HTTP_200_OK if existed else status.HTTP_201_CREATED)
+                        status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)

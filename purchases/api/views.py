@@ -4,14 +4,14 @@ from rest_framework.generics import ListAPIView, RetrieveAPIView
 from rest_framework.response import Response
 
 from purchases.api import serializers as s
-from purchases.models import Purchase
 from purchases.selectors import projects_for_sale, purchases_for
-from purchases.services import purchase_create
+from purchases.services import purchase_create_with_status
 
 IDEMPOTENCY_HEADER = OpenApiParameter(
     "Idempotency-Key", str, OpenApiParameter.HEADER, required=False,
     description="Send the same key when retrying: the purchase is made once and the retry "
-                "returns it (HTTP 200).")
+                "returns it (HTTP 200). The same key with another option or packs is refused "
+                "(HTTP 422, code `idempotency_conflict`).")
 
 
 class ProjectListView(ListAPIView):
@@ -45,12 +45,11 @@ class PurchaseListCreateView(ListAPIView):
     def post(self, request):
         data = s.PurchaseInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        key = request.headers.get("Idempotency-Key")
-        replay = bool(key) and Purchase.objects.filter(user=request.user, idempotency_key=key.strip()).exists()
-        purchase = purchase_create(user=request.user, option=data.validated_data["option"],
-                                   packs=data.validated_data["packs"], idempotency_key=key)
+        purchase, created = purchase_create_with_status(
+            user=request.user, option=data.validated_data["option"], packs=data.validated_data["packs"],
+            idempotency_key=request.headers.get("Idempotency-Key"))
         return Response(s.PurchaseSerializer(purchase).data,
-                        status=status.HTTP_200_OK if replay else status.HTTP_201_CREATED)
+                        status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
 
 
 class PurchaseDetailView(RetrieveAPIView):

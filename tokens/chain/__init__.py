@@ -7,6 +7,7 @@ from tokens.chain.client import (
     BuyReceipt,
     ChainClient,
     Disposition,
+    NodeFollowingClient,
     TreasuryBalances,
     client_from_settings,
 )
@@ -28,6 +29,7 @@ __all__ = [
     "ChainRevertError",
     "ChainTransportError",
     "Disposition",
+    "NodeFollowingClient",
     "TreasuryBalances",
     "client_from_settings",
     "config_from_settings",

@@ -45,7 +45,7 @@ from web3.logs import DISCARD
 from web3.types import BlockData, TxReceipt
 
 from tokens.chain.artifacts import load_artifact
-from tokens.chain.config import ChainConfig, config_from_settings
+from tokens.chain.config import ChainConfig, chain_info_path, chain_info_stamp, config_from_settings
 from tokens.chain.errors import (
     ChainConfigError,
     ChainError,
@@ -478,3 +478,56 @@ def _fill_from(config: ChainConfig, defaults: ChainConfig) -> ChainConfig:
 def client_from_settings() -> ChainClient:
     """A client for the chain the Django settings point at (the embedded one by default)."""
     return ChainClient(config_from_settings())
+
+
+class NodeFollowingClient:
+    """The process's chain client, built again when the local node behind it is restarted.
+
+    A restarted local node (``python -m tokens.chain.node``) is a new chain: new contracts and
+    a new treasury key, written to its info file. A client built from the old file signs with
+    a key the new chain never funded ("cannot afford txn gas") until the process restarts. So
+    before handing out the client, :meth:`get` checks the info file's stamp (one ``stat``);
+    when it changed, it reads the configuration again and builds a new client if that differs.
+    While the file is missing (the node is between stop and start) the current client is kept:
+    its calls fail as transport errors, which the buy-order service retries, and the retry
+    gets the new node's client. Without an info file (the embedded chain, or every ``CHAIN_*``
+    setting given) there is nothing to follow. A client given to :meth:`set` is kept as is.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._client: ChainClient | None = None
+        self._config: ChainConfig | None = None
+        self._stamp: tuple[int, ...] | None = None
+        self._pinned = False
+
+    def get(self) -> ChainClient:
+        with self._lock:
+            client = self._client
+            if client is not None and self._pinned:
+                return client
+            path = chain_info_path()
+            stamp = chain_info_stamp(path) if path is not None else None
+            if client is not None and (stamp is None or stamp == self._stamp):
+                return client
+            try:
+                config = config_from_settings()
+            except ChainConfigError:
+                if client is None:
+                    raise
+                logger.warning("chain: the info file %s cannot be read now; keeping the current client", path)
+                return client
+            if client is None or config != self._config:
+                if client is not None:
+                    logger.warning("chain: the node's info file %s changed (a restarted node?): a new client "
+                                   "for treasury %s", path, _treasury_account(config.treasury_private_key).address)
+                client = ChainClient(config)
+                self._client, self._config = client, config
+            self._stamp = stamp
+            return client
+
+    def set(self, client: ChainClient | None) -> None:
+        """Use ``client`` as is from now on (tests, an override); ``None`` forgets it."""
+        with self._lock:
+            self._client, self._config, self._stamp = client, None, None
+            self._pinned = client is not None

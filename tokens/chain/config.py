@@ -50,6 +50,15 @@ class ChainConfig:
     deadline_seconds: int = 600
 
 
+# Setting -> (ChainConfig field, info-file key): what the info file fills in when the setting is empty.
+_FROM_INFO_FILE = {
+    "CHAIN_ROUTER_ADDRESS": ("router_address", "router"),
+    "CHAIN_AZR_TOKEN_ADDRESS": ("azr_token_address", "azr_token"),
+    "CHAIN_ZAR_TOKEN_ADDRESS": ("zar_token_address", "zar_token"),
+    "CHAIN_TREASURY_PRIVATE_KEY": ("treasury_private_key", "treasury_private_key"),
+}
+
+
 def config_from_settings(settings: Any = None) -> ChainConfig:
     """The chain configuration from Django settings (or any object with those attributes).
 
@@ -67,26 +76,42 @@ def config_from_settings(settings: Any = None) -> ChainConfig:
     if provider_uri is None:
         return ChainConfig(burn_address=burn_address, gas_limit=gas_limit)
 
-    values = {
-        "router_address": _setting(settings, "CHAIN_ROUTER_ADDRESS"),
-        "azr_token_address": _setting(settings, "CHAIN_AZR_TOKEN_ADDRESS"),
-        "zar_token_address": _setting(settings, "CHAIN_ZAR_TOKEN_ADDRESS"),
-        "treasury_private_key": _setting(settings, "CHAIN_TREASURY_PRIVATE_KEY"),
-    }
-    if None in values.values():
-        info_file = _setting(settings, "CHAIN_INFO_FILE")
-        if info_file is None:
-            missing = ", ".join(key for key, value in values.items() if value is None)
-            raise ChainConfigError(f"WEB3_PROVIDER_URI is set but not {missing}, and there is no CHAIN_INFO_FILE")
+    values = {field: _setting(settings, name) for name, (field, _) in _FROM_INFO_FILE.items()}
+    info_file = chain_info_path(settings)
+    if info_file is not None:
         info = read_chain_info(info_file)
-        from_info = {
-            "router_address": info["router"],
-            "azr_token_address": info["azr_token"],
-            "zar_token_address": info["zar_token"],
-            "treasury_private_key": info["treasury_private_key"],
-        }
-        values = {key: value or from_info[key] for key, value in values.items()}
+        from_info = {field: info[key] for field, key in _FROM_INFO_FILE.values()}
+        values = {field: value or from_info[field] for field, value in values.items()}
     return ChainConfig(provider_uri=provider_uri, burn_address=burn_address, gas_limit=gas_limit, **values)
+
+
+def chain_info_path(settings: Any = None) -> Path | None:
+    """The info file :func:`config_from_settings` reads, or ``None`` when it reads none (the
+    embedded chain, or a node with every ``CHAIN_*`` address and the key set)."""
+    if settings is None:
+        from django.conf import settings
+    if _setting(settings, "WEB3_PROVIDER_URI") is None:
+        return None
+    missing = [name for name in _FROM_INFO_FILE if _setting(settings, name) is None]
+    if not missing:
+        return None
+    info_file = _setting(settings, "CHAIN_INFO_FILE")
+    if info_file is None:
+        raise ChainConfigError(f"WEB3_PROVIDER_URI is set but not {', '.join(missing)}, and there is no "
+                               "CHAIN_INFO_FILE")
+    return Path(info_file)
+
+
+def chain_info_stamp(path: str | os.PathLike[str]) -> tuple[int, int, int, int] | None:
+    """What changes whenever the node rewrites its info file -- (device, inode, size, mtime in
+    ns); ``None`` while there is no file (the node is stopped). One ``stat``, no read: cheap
+    enough to check before every use of a client. :func:`write_chain_info` replaces the file,
+    so a rewrite always has a new inode."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
 
 
 def _setting(settings: Any, name: str) -> str | None:

@@ -16,6 +16,7 @@ import json
 import logging
 import os
 import signal
+import socket
 import sys
 import threading
 from collections.abc import Callable, Mapping
@@ -60,6 +61,9 @@ class ChainNode:
         self._lock = threading.Lock()  # the tester chain is not thread-safe
         self._server = ThreadingHTTPServer((host, port), _handler_for(self))
         self._server.daemon_threads = True
+        # Open keep-alive connections, closed by `shutdown` so that a stopped node answers no one.
+        self._connections: set[socket.socket] = set()
+        self._connections_lock = threading.Lock()
 
     @property
     def provider_uri(self) -> str:
@@ -86,9 +90,24 @@ class ChainNode:
         self._server.serve_forever()
 
     def shutdown(self) -> None:
-        """Stop serving and close the socket (from another thread while serving)."""
+        """Stop serving and close the socket (from another thread while serving), and the
+        connections still open: a client's kept-alive connection must not reach a stopped node."""
         self._server.shutdown()
         self._server.server_close()
+        with self._connections_lock:
+            connections = list(self._connections)
+        for connection in connections:
+            try:
+                connection.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass  # already closed by its handler
+
+    def _track(self, connection: socket.socket, *, open_: bool) -> None:
+        with self._connections_lock:
+            if open_:
+                self._connections.add(connection)
+            else:
+                self._connections.discard(connection)
 
     def handle(self, payload: Any) -> Any:
         """The JSON-RPC response to a decoded request or batch of requests."""
@@ -151,6 +170,16 @@ def _handler_for(node: ChainNode) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"  # keep-alive: web3's session reuses connections
         disable_nagle_algorithm = True  # headers and body go out in two writes
+
+        def setup(self) -> None:
+            super().setup()
+            node._track(self.connection, open_=True)
+
+        def finish(self) -> None:
+            try:
+                super().finish()
+            finally:
+                node._track(self.connection, open_=False)
 
         def do_POST(self) -> None:
             length = int(self.headers.get("Content-Length") or 0)
