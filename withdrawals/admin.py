@@ -125,7 +125,7 @@ class WithdrawalAdmin(admin.ModelAdmin):
         response["Content-Disposition"] = f'attachment; filename="withdrawals-approved-{stamp}.csv"'
         return response
 
-    def _intermediate(self, request, queryset, *, action: str, title: str, form, rows, template: str):
+    def _intermediate(self, request, *, action: str, title: str, form, rows, template: str):
         context = {**self.admin_site.each_context(request), "title": title, "form": form, "rows": rows,
                    "action": action, "opts": self.model._meta,
                    "selected": request.POST.getlist(helpers.ACTION_CHECKBOX_NAME),
@@ -151,7 +151,7 @@ class WithdrawalAdmin(admin.ModelAdmin):
                 errors.append("No reference was entered: nothing was marked paid.")
             self._report(request, done, "marked paid", errors)
             return None
-        return self._intermediate(request, queryset, action="mark_paid_action", title="Mark withdrawals paid",
+        return self._intermediate(request, action="mark_paid_action", title="Mark withdrawals paid",
                                   form=form, rows=approved, template="admin/withdrawals/withdrawal/mark_paid.html")
 
     @admin.action(description="Reject… (with a reason; the amounts go back)", permissions=["change"])
@@ -172,5 +172,5 @@ class WithdrawalAdmin(admin.ModelAdmin):
                     errors.append(f"#{w.pk}: {' '.join(exc.messages)}")
             self._report(request, done, "rejected", errors)
             return None
-        return self._intermediate(request, queryset, action="reject_action", title="Reject withdrawals",
+        return self._intermediate(request, action="reject_action", title="Reject withdrawals",
                                   form=form, rows=held, template="admin/withdrawals/withdrawal/reject.html")
