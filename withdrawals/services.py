@@ -120,9 +120,9 @@ def withdrawal_request_with_status(*, user: User, amount, destination: str, meth
         wallet_post([Posting(user_id=user.pk, wallet=Wallet.PASSIVE, amount=-amount,
                              reason=LedgerEntry.Reason.WITHDRAWAL, idempotency_key=withdrawal.reserve_key,
                              cause=withdrawal, description=f"Withdrawal #{withdrawal.pk} to {destination}")])
-        _notify(withdrawal, actor_id=user.pk, message=f"Withdrawal #{withdrawal.pk} of {amount:,.2f} USD requested: "
-                                                f"{withdrawal.net_amount:,.2f} USD to {destination} after the "
-                                                f"{withdrawal.fee:,.2f} USD fee.")
+        _notify(withdrawal, actor_id=user.pk,
+                message=f"Withdrawal #{withdrawal.pk} of {amount:,.2f} USD requested: {withdrawal.net_amount:,.2f} "
+                        f"USD to {destination} after the {withdrawal.fee:,.2f} USD fee.")
         user.balance_passive = User.objects.values_list("balance_passive", flat=True).get(pk=user.pk)
     return withdrawal, True
 
