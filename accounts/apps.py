@@ -15,3 +15,10 @@ class AccountsConfig(AppConfig):
     def ready(self):
         # The data migration creates the root; this keeps it after a flush too.
         post_migrate.connect(_ensure_system_root, sender=self, dispatch_uid="accounts-system-root")
+
+        # check_ledger's first check; other apps register theirs (accounts.ledger_checks).
+        from accounts.ledger_checks import register_ledger_check
+        from accounts.selectors import wallet_balance_problems
+
+        register_ledger_check("wallet_balances", wallet_balance_problems,
+                              label="wallet balance(s) differ from their ledger")

@@ -58,3 +58,22 @@ def ledger_mismatches() -> list[dict]:
                                  "cached": cached, "ledger": total})
     return problems
 
+
+
+def wallet_balance_problems() -> list[str]:
+    """`ledger_mismatches()` as check_ledger lines (the registered check `wallet_balances`)."""
+    return [f"member {p['user_id']} ({p['email']}) {p['wallet']}: cached {p['cached']} != ledger {p['ledger']}"
+            for p in ledger_mismatches()]
+
+
+def member_by_email_or_referral_code(*, email: str | None = None, referral_code: str | None = None) -> User | None:
+    """The member named by e-mail (case-insensitive) or by referral code; None when unknown.
+
+    The system root and disabled members are returned too: the transfer service refuses them
+    with its own message and code.
+    """
+    if email:
+        return User.objects.filter(email__iexact=email.strip()).first()
+    if referral_code:
+        return User.objects.filter(referral_code=referral_code.strip().upper()).first()
+    return None

@@ -260,6 +260,12 @@ def payout_runs() -> QuerySet[PayoutRun]:
     return PayoutRun.objects.select_related("created_by").order_by("-month")
 
 
+def bonus_status_problems() -> list[str]:
+    """`pending_bonus_mismatches` as the lines `check_ledger` prints (registered in MlmConfig)."""
+    return [f"bonus {b['bonus_id']} ({b['kind']}, {b['status']}, {b['amount']}) of member {b['user_id']}: "
+            f"{b['credits']} credit(s) of {b['credited']}: {b['problem']}" for b in pending_bonus_mismatches()]
+
+
 def pending_bonus_mismatches() -> list[dict]:
     """Cash bonuses whose status disagrees with the ledger (money-lifecycle §5): a `pending` or
     `cancelled` bonus must have no passive credit; a `paid` one exactly one credit of its amount,
