@@ -33,7 +33,7 @@ from common.locks import lock_rows
 from common.money import MONEY_DECIMAL_PLACES, MONEY_MAX, MONEY_QUANTUM, format_money, round_money, to_money
 
 BALANCE_FIELD = {Wallet.ACTIVE: "balance_active", Wallet.PASSIVE: "balance_passive"}
-IDEMPOTENCY_KEY_MAX_LENGTH = LedgerEntry._meta.get_field("idempotency_key").max_length
+LEDGER_KEY_MAX_LENGTH = LedgerEntry._meta.get_field("idempotency_key").max_length
 DEPOSIT_REFERENCE_MAX_LENGTH = 150
 
 
@@ -149,8 +149,8 @@ def _posting_check(p: Posting) -> None:
                                     f"{format_money(MONEY_MAX)}, {MONEY_DECIMAL_PLACES} decimal places).",
                           code="invalid_amount")
     key = p.idempotency_key
-    if not isinstance(key, str) or not key or len(key) > IDEMPOTENCY_KEY_MAX_LENGTH or "\x00" in key:
-        raise field_error("idempotency_key", f"An idempotency key is 1 to {IDEMPOTENCY_KEY_MAX_LENGTH} "
+    if not isinstance(key, str) or not key or len(key) > LEDGER_KEY_MAX_LENGTH or "\x00" in key:
+        raise field_error("idempotency_key", f"An idempotency key is 1 to {LEDGER_KEY_MAX_LENGTH} "
                                              "characters, without NUL.", code="invalid_idempotency_key")
 
 
@@ -291,7 +291,8 @@ def wallet_credit(*, user: User, wallet: str, amount, reason: str, idempotency_k
 # A client's idempotency key is kept inside the ledger's own keys (unique, 200 characters), after a
 # prefix, the member's id (≤ 19 digits) and a suffix. The longest is
 # "member_transfer:" (16) + 19 + ":" + key + ":bonus" (6) = 42 + key, so a client key of at most
-# IDEMPOTENCY_KEY_MAX_LENGTH = 100 characters always fits, with room to spare for longer prefixes.
+# A client's key of IDEMPOTENCY_KEY_MAX_LENGTH = 100 characters always fits the ledger's key
+# (LEDGER_KEY_MAX_LENGTH) with its prefixes.
 IDEMPOTENCY_KEY_MAX_LENGTH = 100
 TRANSFER_KEY_PREFIX = "transfer"
 MEMBER_TRANSFER_KEY_PREFIX = "member_transfer"
