@@ -4,6 +4,12 @@
 rows in primary-key order, skips postings whose idempotency key is already in
 the ledger, writes the ledger rows and the cached balances in one transaction,
 and refuses anything that would take a balance below zero.
+
+It also keeps the clawback debt (money-lifecycle §2): a passive debit posted with
+`allow_debt=True` (a refund taking back a bonus) takes what the passive balance has and
+records the rest as debt (`DebtEntry`, reason `clawback`); every later positive passive
+credit to a member in debt pays the debt first — an extra `clawback` ledger debit of
+min(credit, debt) right after the credit, and a `repayment` debt entry — in the same call.
 """
 
 from __future__ import annotations
@@ -22,7 +28,7 @@ from django.db import IntegrityError, models, transaction
 from django.db.models import Value
 from django.db.models.functions import Concat, Substr
 
-from accounts.models import LedgerEntry, User, Wallet, path_encode
+from accounts.models import DebtEntry, LedgerEntry, User, Wallet, path_encode
 from accounts.selectors import system_root
 from common.locks import lock_rows
 from common.money import to_money
@@ -112,7 +118,11 @@ def member_sponsor_change(*, user: User, sponsor: User) -> User:
 
 @dataclass(frozen=True)
 class Posting:
-    """One intended balance change: signed `amount` on `wallet` of `user_id`."""
+    """One intended balance change: signed `amount` on `wallet` of `user_id`.
+
+    `allow_debt=True` (passive debits only): take what the balance has and record the rest
+    as the member's clawback debt instead of refusing the posting.
+    """
 
     user_id: int
     wallet: str
@@ -123,14 +133,25 @@ class Posting:
     cause: models.Model | None = field(default=None, compare=False)
     created_by_id: int | None = None
     created_at: object | None = None
+    allow_debt: bool = False
+
+
+# The suffix of the idempotency key of the clawback debit that follows a passive credit.
+CLAWBACK_KEY_SUFFIX = ":clawback"
 
 
 def wallet_post(postings: Sequence[Posting]) -> list[LedgerEntry]:
     """Apply `postings` atomically. Returns the ledger rows created (already-present
     idempotency keys are skipped, so a retry creates nothing).
 
+    Debt: a posting with `allow_debt` debits min(amount, balance) and adds the rest to
+    `User.clawback_debt` (a `DebtEntry` with the posting's key; no ledger row when the
+    balance is zero). A positive passive credit to a member in debt is followed by a
+    `clawback` debit of min(credit, debt) (key `<key>:clawback`) and a repayment entry.
+
     Queries: one lock, one key look-up, one balance UPDATE, one ledger INSERT —
-    whatever the number of postings and members.
+    whatever the number of postings and members; plus one debt-key look-up when a
+    posting allows debt and one debt INSERT when a debt changes.
     """
     if not postings:
         return []
@@ -139,6 +160,9 @@ def wallet_post(postings: Sequence[Posting]) -> list[LedgerEntry]:
             raise ValidationError({"wallet": f"Unknown wallet {p.wallet!r}."})
         if not isinstance(p.amount, Decimal) or not p.amount.is_finite() or p.amount == 0:
             raise ValidationError({"amount": "A posting needs a non-zero finite Decimal amount."})
+        if p.allow_debt and (p.wallet != Wallet.PASSIVE or p.amount > 0):
+            raise ValidationError({"amount": ValidationError("Only a passive debit can leave a clawback debt.",
+                                                             code="debt_not_allowed")})
     keys = [p.idempotency_key for p in postings]
     if len(set(keys)) != len(keys):
         raise ValidationError("Duplicate idempotency keys in one posting batch.")
@@ -150,37 +174,75 @@ def wallet_post(postings: Sequence[Posting]) -> list[LedgerEntry]:
             raise ValidationError(f"Unknown member(s): {sorted(missing)}.")
         done = set(LedgerEntry.objects.filter(idempotency_key__in=keys)
                    .values_list("idempotency_key", flat=True))
+        debt_keys = [p.idempotency_key for p in postings if p.allow_debt]
+        if debt_keys:  # a debit the balance could not cover at all left only a debt entry
+            done |= set(DebtEntry.objects.filter(idempotency_key__in=debt_keys)
+                        .values_list("idempotency_key", flat=True))
         todo = [p for p in postings if p.idempotency_key not in done]
         if not todo:
             return []
         content_types = {}
-        rows = []
+        rows: list[LedgerEntry] = []
+        debts: list[DebtEntry] = []
+
+        def cause_of(p: Posting):
+            if p.cause is None:
+                return None, ""
+            model = type(p.cause)
+            if model not in content_types:
+                content_types[model] = ContentType.objects.get_for_model(model)
+            return content_types[model], str(p.cause.pk)
+
         for p in todo:
             user = users[p.user_id]
             attr = BALANCE_FIELD[p.wallet]
-            new_balance = getattr(user, attr) + p.amount
+            balance = getattr(user, attr)
+            amount = p.amount
+            cause_type, cause_id = cause_of(p)
+            if p.allow_debt:
+                taken = min(balance, -amount)
+                short = -amount - taken
+                if short > 0:
+                    user.clawback_debt += short
+                    debts.append(DebtEntry(
+                        user_id=p.user_id, amount=short, debt_after=user.clawback_debt,
+                        reason=DebtEntry.Reason.CLAWBACK, description=p.description[:255],
+                        idempotency_key=p.idempotency_key, cause_type=cause_type, cause_id=cause_id))
+                if taken == 0:
+                    continue
+                amount = -taken
+            new_balance = balance + amount
             if new_balance < 0:
                 raise InsufficientFunds(
                     {"amount": f"Insufficient {p.wallet} balance: {getattr(user, attr)} available, "
                                f"{-p.amount} needed."},
                     code="insufficient_funds")
             setattr(user, attr, new_balance)
-            cause_type = None
-            if p.cause is not None:
-                model = type(p.cause)
-                if model not in content_types:
-                    content_types[model] = ContentType.objects.get_for_model(model)
-                cause_type = content_types[model]
             extra = {"created_at": p.created_at} if p.created_at is not None else {}
             rows.append(LedgerEntry(
-                user_id=p.user_id, wallet=p.wallet, amount=p.amount, balance_after=new_balance,
+                user_id=p.user_id, wallet=p.wallet, amount=amount, balance_after=new_balance,
                 reason=p.reason, description=p.description[:255],
-                idempotency_key=p.idempotency_key, cause_type=cause_type,
-                cause_id=str(p.cause.pk) if p.cause is not None else "",
+                idempotency_key=p.idempotency_key, cause_type=cause_type, cause_id=cause_id,
                 created_by_id=p.created_by_id, **extra))
+            if p.wallet == Wallet.PASSIVE and amount > 0 and user.clawback_debt > 0:
+                # The debt is paid first from this credit.
+                repaid = min(amount, user.clawback_debt)
+                user.clawback_debt -= repaid
+                user.balance_passive -= repaid
+                key = p.idempotency_key + CLAWBACK_KEY_SUFFIX
+                rows.append(LedgerEntry(
+                    user_id=p.user_id, wallet=p.wallet, amount=-repaid, balance_after=user.balance_passive,
+                    reason=LedgerEntry.Reason.CLAWBACK, description=f"Clawback debt repaid from: {p.description}"[:255],
+                    idempotency_key=key, cause_type=cause_type, cause_id=cause_id, **extra))
+                debts.append(DebtEntry(
+                    user_id=p.user_id, amount=-repaid, debt_after=user.clawback_debt,
+                    reason=DebtEntry.Reason.REPAYMENT, description=p.description[:255],
+                    idempotency_key=key, cause_type=cause_type, cause_id=cause_id))
         changed = [users[uid] for uid in sorted({p.user_id for p in todo})]
-        User.objects.bulk_update(changed, ["balance_active", "balance_passive"])
-        return LedgerEntry.objects.bulk_create(rows)
+        User.objects.bulk_update(changed, ["balance_active", "balance_passive", "clawback_debt"])
+        if debts:
+            DebtEntry.objects.bulk_create(debts)
+        return LedgerEntry.objects.bulk_create(rows) if rows else []
 
 
 def wallet_deposit(*, user: User, amount, reference: str, created_by: User | None = None,
