@@ -525,3 +525,27 @@ def test_random_purchases_refunds_and_transfers_keep_the_books(root, django_capt
     rebuilt = {(m.user_id, m.month): m.pv for m in MonthlyVolume.objects.all()}
     expected = {k: activity.get(k, 0) + rebuilt.get(k, 0) for k in activity.keys() | rebuilt.keys()}
     assert monthly == {k: v for k, v in expected.items() if v}
+
+
+def _clawback_queries(depth):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from tests.mlm.test_processing import chain
+
+    buyer, _ = chain(depth)
+    p = buy(buyer, option("1000"))
+    purchase_process(purchase_id=p.pk)
+    purchase_refund(purchase=p)  # its message is not delivered: the clawback is run here
+    with CaptureQueriesContext(connection) as ctx:
+        result = purchase_clawback(purchase_id=p.pk)
+    assert result.done and len(result.bonuses) == 4  # 2 differentials, root's share, investment
+    return len(ctx.captured_queries)
+
+
+@pytest.mark.django_db
+def test_clawback_query_count_is_constant_whatever_the_depth(root):
+    shallow, deep = _clawback_queries(5), _clawback_queries(200)
+    assert shallow == deep, (shallow, deep)
+    assert deep <= 45, deep
+    print(f"clawback queries: depth 5 → {shallow}, depth 200 → {deep}")
