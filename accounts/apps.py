@@ -18,7 +18,9 @@ class AccountsConfig(AppConfig):
 
         # check_ledger's first check; other apps register theirs (accounts.ledger_checks).
         from accounts.ledger_checks import register_ledger_check
-        from accounts.selectors import wallet_balance_problems
+        from accounts.selectors import debt_problems, wallet_balance_problems
 
         register_ledger_check("wallet_balances", wallet_balance_problems,
                               label="wallet balance(s) differ from their ledger")
+        register_ledger_check("clawback_debts", debt_problems,
+                              label="clawback debt(s) differ from their debt entries")

@@ -8,6 +8,12 @@ column holds.
 
 Transfers (passive → active with the transfer bonus, member → member) are postings through it.
 The withdrawal services live in the `withdrawals` app and are re-exported here lazily.
+
+It also keeps the clawback debt (money-lifecycle §2): a passive debit posted with
+`allow_debt=True` (a refund taking back a bonus) takes what the passive balance has and
+records the rest as debt (`DebtEntry`, reason `clawback`); every later positive passive
+credit to a member in debt pays the debt first — an extra `clawback` ledger debit of
+min(credit, debt) right after the credit, and a `repayment` debt entry — in the same call.
 """
 
 from __future__ import annotations
@@ -26,7 +32,7 @@ from django.db import IntegrityError, models, transaction
 from django.db.models import Value
 from django.db.models.functions import Concat, Substr
 
-from accounts.models import LedgerEntry, User, Wallet, WalletSettings, path_encode
+from accounts.models import DebtEntry, LedgerEntry, User, Wallet, WalletSettings, path_encode
 from accounts.selectors import system_root
 from common.errors import IdempotencyConflict, field_error
 from common.locks import lock_rows
@@ -119,7 +125,11 @@ def member_sponsor_change(*, user: User, sponsor: User) -> User:
 
 @dataclass(frozen=True)
 class Posting:
-    """One intended balance change: signed `amount` on `wallet` of `user_id`."""
+    """One intended balance change: signed `amount` on `wallet` of `user_id`.
+
+    `allow_debt=True` (passive debits only): take what the balance has and record the rest
+    as the member's clawback debt instead of refusing the posting.
+    """
 
     user_id: int
     wallet: str
@@ -130,6 +140,11 @@ class Posting:
     cause: models.Model | None = field(default=None, compare=False)
     created_by_id: int | None = None
     created_at: object | None = None
+    allow_debt: bool = False
+
+
+# The suffix of the idempotency key of the clawback debit that follows a passive credit.
+CLAWBACK_KEY_SUFFIX = ":clawback"
 
 
 # A lost key race runs the batch again; every new attempt skips at least the key that lost.
@@ -152,6 +167,8 @@ def _posting_check(p: Posting) -> None:
     if not isinstance(key, str) or not key or len(key) > LEDGER_KEY_MAX_LENGTH or "\x00" in key:
         raise field_error("idempotency_key", f"An idempotency key is 1 to {LEDGER_KEY_MAX_LENGTH} "
                                              "characters, without NUL.", code="invalid_idempotency_key")
+    if p.allow_debt and (p.wallet != Wallet.PASSIVE or amount > 0):
+        raise field_error("amount", "Only a passive debit can leave a clawback debt.", code="debt_not_allowed")
 
 
 def wallet_post(postings: Sequence[Posting]) -> list[LedgerEntry]:
@@ -164,8 +181,14 @@ def wallet_post(postings: Sequence[Posting]) -> list[LedgerEntry]:
     (callers that lock different members, e.g. one deposit reference sent for two
     members) is the retry case: the batch runs again and skips it.
 
+    Debt: a posting with `allow_debt` debits min(amount, balance) and adds the rest to
+    `User.clawback_debt` (a `DebtEntry` with the posting's key; no ledger row when the
+    balance is zero). A positive passive credit to a member in debt is followed by a
+    `clawback` debit of min(credit, debt) (key `<key>:clawback`) and a repayment entry.
+
     Queries: one lock, one key look-up, one balance UPDATE, one ledger INSERT —
-    whatever the number of postings and members.
+    whatever the number of postings and members; plus one debt-key look-up when a
+    posting allows debt and one debt INSERT when a debt changes.
     """
     if not postings:
         return []
@@ -191,42 +214,78 @@ def _post(postings: Sequence[Posting], keys: list[str]) -> list[LedgerEntry]:
     if missing:
         raise ValidationError(f"Unknown member(s): {sorted(missing)}.", code="unknown_member")
     done = set(LedgerEntry.objects.filter(idempotency_key__in=keys).values_list("idempotency_key", flat=True))
+    debt_keys = [p.idempotency_key for p in postings if p.allow_debt]
+    if debt_keys:  # a debit the balance could not cover at all left only a debt entry
+        done |= set(DebtEntry.objects.filter(idempotency_key__in=debt_keys).values_list("idempotency_key", flat=True))
     todo = [p for p in postings if p.idempotency_key not in done]
     if not todo:
         return []
     content_types = {}
-    rows = []
+    rows: list[LedgerEntry] = []
+    debts: list[DebtEntry] = []
+
+    def cause_of(p: Posting):
+        if p.cause is None:
+            return None, ""
+        model = type(p.cause)
+        if model not in content_types:
+            content_types[model] = ContentType.objects.get_for_model(model)
+        return content_types[model], str(p.cause.pk)
+
     for p in todo:
         user = users[p.user_id]
         attr = BALANCE_FIELD[p.wallet]
-        available = getattr(user, attr)
-        new_balance = available + p.amount
+        balance = getattr(user, attr)
+        amount = p.amount
+        cause_type, cause_id = cause_of(p)
+        if p.allow_debt:
+            taken = min(balance, -amount)
+            short = -amount - taken
+            if short > 0:
+                user.clawback_debt += short
+                debts.append(DebtEntry(
+                    user_id=p.user_id, amount=short, debt_after=user.clawback_debt,
+                    reason=DebtEntry.Reason.CLAWBACK, description=p.description[:255],
+                    idempotency_key=p.idempotency_key, cause_type=cause_type, cause_id=cause_id))
+            if taken == 0:
+                continue
+            amount = -taken
+        new_balance = balance + amount
         if new_balance < 0:
-            raise field_error("amount", f"Insufficient {p.wallet} balance: {format_money(available)} USD "
-                                        f"available, {format_money(-p.amount)} USD needed.",
+            raise field_error("amount", f"Insufficient {p.wallet} balance: {format_money(balance)} USD "
+                                        f"available, {format_money(-amount)} USD needed.",
                               code="insufficient_funds", error_class=InsufficientFunds)
         if new_balance > MONEY_MAX:
             raise field_error(
                 "amount", f"The {p.wallet} balance would exceed the largest amount a wallet holds "
-                          f"({format_money(MONEY_MAX)} USD): {format_money(available)} USD now, "
-                          f"{format_money(p.amount)} USD more.", code="balance_overflow")
+                          f"({format_money(MONEY_MAX)} USD): {format_money(balance)} USD now, "
+                          f"{format_money(amount)} USD more.", code="balance_overflow")
         setattr(user, attr, new_balance)
-        cause_type = None
-        if p.cause is not None:
-            model = type(p.cause)
-            if model not in content_types:
-                content_types[model] = ContentType.objects.get_for_model(model)
-            cause_type = content_types[model]
         extra = {"created_at": p.created_at} if p.created_at is not None else {}
         rows.append(LedgerEntry(
-            user_id=p.user_id, wallet=p.wallet, amount=p.amount, balance_after=new_balance,
+            user_id=p.user_id, wallet=p.wallet, amount=amount, balance_after=new_balance,
             reason=p.reason, description=p.description[:255],
-            idempotency_key=p.idempotency_key, cause_type=cause_type,
-            cause_id=str(p.cause.pk) if p.cause is not None else "",
+            idempotency_key=p.idempotency_key, cause_type=cause_type, cause_id=cause_id,
             created_by_id=p.created_by_id, **extra))
+        if p.wallet == Wallet.PASSIVE and amount > 0 and user.clawback_debt > 0:
+            # The debt is paid first from this credit.
+            repaid = min(amount, user.clawback_debt)
+            user.clawback_debt -= repaid
+            user.balance_passive -= repaid
+            key = p.idempotency_key + CLAWBACK_KEY_SUFFIX
+            rows.append(LedgerEntry(
+                user_id=p.user_id, wallet=p.wallet, amount=-repaid, balance_after=user.balance_passive,
+                reason=LedgerEntry.Reason.CLAWBACK, description=f"Clawback debt repaid from: {p.description}"[:255],
+                idempotency_key=key, cause_type=cause_type, cause_id=cause_id, **extra))
+            debts.append(DebtEntry(
+                user_id=p.user_id, amount=-repaid, debt_after=user.clawback_debt,
+                reason=DebtEntry.Reason.REPAYMENT, description=p.description[:255],
+                idempotency_key=key, cause_type=cause_type, cause_id=cause_id))
     changed = [users[uid] for uid in sorted({p.user_id for p in todo})]
-    User.objects.bulk_update(changed, ["balance_active", "balance_passive"])
-    return LedgerEntry.objects.bulk_create(rows)
+    User.objects.bulk_update(changed, ["balance_active", "balance_passive", "clawback_debt"])
+    if debts:
+        DebtEntry.objects.bulk_create(debts)
+    return LedgerEntry.objects.bulk_create(rows) if rows else []
 
 
 def _deposit_key(reference: str) -> str:
@@ -291,8 +350,8 @@ def wallet_credit(*, user: User, wallet: str, amount, reason: str, idempotency_k
 # A client's idempotency key is kept inside the ledger's own keys (unique, 200 characters), after a
 # prefix, the member's id (≤ 19 digits) and a suffix. The longest is
 # "member_transfer:" (16) + 19 + ":" + key + ":bonus" (6) = 42 + key, so a client key of at most
-# A client's key of IDEMPOTENCY_KEY_MAX_LENGTH = 100 characters always fits the ledger's key
-# (LEDGER_KEY_MAX_LENGTH) with its prefixes.
+# IDEMPOTENCY_KEY_MAX_LENGTH = 100 characters always fits the ledger's (LEDGER_KEY_MAX_LENGTH),
+# with room to spare for longer prefixes.
 IDEMPOTENCY_KEY_MAX_LENGTH = 100
 TRANSFER_KEY_PREFIX = "transfer"
 MEMBER_TRANSFER_KEY_PREFIX = "member_transfer"

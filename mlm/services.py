@@ -161,7 +161,8 @@ def purchase_process(*, purchase_id: int) -> ProcessResult:
             return ProcessResult(purchase_id, False)
         try:
             with transaction.atomic():
-                ProcessedPurchase.objects.create(purchase_id=purchase.pk)
+                # fv_path: the members whose FV this purchase raises, kept for a refund.
+                ProcessedPurchase.objects.create(purchase_id=purchase.pk, fv_path=purchase.user.path)
         except IntegrityError:
             return ProcessResult(purchase_id, False)  # already processed (or being processed: waited)
         bonuses = _process(purchase)
@@ -201,7 +202,8 @@ def _process(purchase: Purchase) -> list[Bonus]:
     if not me.is_pioneer and price >= cfg.pioneer_threshold:
         PlanSettings.objects.select_for_update().filter(pk=cfg.pk).first()
         if MemberStats.objects.filter(is_pioneer=True).count() < cfg.pioneer_limit:
-            MemberStats.objects.filter(user_id=buyer.pk).update(is_pioneer=True, pioneer_since=timezone.now())
+            MemberStats.objects.filter(user_id=buyer.pk).update(is_pioneer=True, pioneer_since=timezone.now(),
+                                                                pioneer_purchase=purchase)
             me.is_pioneer = True
 
     bonuses: list[Bonus] = []
@@ -265,13 +267,15 @@ def _process(purchase: Purchase) -> list[Bonus]:
 
 def _investment_bonus(purchase: Purchase, plan: Plan) -> Bonus | None:
     buyer_id, project_id = purchase.user_id, purchase.project_id
-    total = (Purchase.objects.filter(user_id=buyer_id, project_id=project_id)
+    # T and the earlier bonuses leave out refunded purchases (and revoked auto-purchases) and
+    # bonuses taken back, so a member who buys again after a refund is paid once, not short.
+    total = (Purchase.objects.filter(user_id=buyer_id, project_id=project_id, refunded_at__isnull=True)
              .aggregate(t=Sum("price"))["t"] or ZERO)
     rate = plan.tier_rate(total)
     if rate <= 0:
         return None
     earlier = (Bonus.objects.filter(user_id=buyer_id, kind=Bonus.Kind.INVESTMENT, purchase__project_id=project_id)
-               .aggregate(t=Sum("amount"))["t"] or ZERO)
+               .exclude(status__in=Bonus.TAKEN_BACK_STATUSES).aggregate(t=Sum("amount"))["t"] or ZERO)
     owed = total * rate - earlier
     if owed <= 0:
         return None
@@ -292,8 +296,8 @@ def purchases_sweep(*, older_than_minutes: int = 5, limit: int = 500) -> int:
     """Process counted purchases that have no processed marker after some minutes
     (a lost message). Returns how many were processed now."""
     cutoff = timezone.now() - timedelta(minutes=older_than_minutes)
-    ids = list(Purchase.objects.filter(kind__in=Purchase.COUNTED_KINDS, created_at__lt=cutoff,
-                                       mlm_processed__isnull=True)
+    ids = list(Purchase.objects.filter(kind__in=Purchase.COUNTED_KINDS, refunded_at__isnull=True,
+                                       created_at__lt=cutoff, mlm_processed__isnull=True)
                .exclude(user__is_system_root=True).order_by("id").values_list("id", flat=True)[:limit])
     done = 0
     for pid in ids:
@@ -472,7 +476,8 @@ def global_pool_run(*, month: date) -> PoolRun:
 
     root = system_root()
     with transaction.atomic():
-        volume = (Purchase.objects.filter(kind__in=Purchase.COUNTED_KINDS, created_at__date__gte=start,
+        volume = (Purchase.objects.filter(kind__in=Purchase.COUNTED_KINDS, refunded_at__isnull=True,
+                                          created_at__date__gte=start,
                                           created_at__date__lt=end).exclude(user__is_system_root=True)
                   .aggregate(t=Sum("price"))["t"] or ZERO)
         pool = round_money(volume * plan.settings.pool_rate)
@@ -522,7 +527,7 @@ UPDATE {_STATS} SET fv = f.total FROM (
     WITH RECURSIVE
     own(user_id, v) AS (
         SELECT p.user_id, SUM(p.price) FROM {_PURCHASES} p
-        WHERE p.kind IN (%s, %s) GROUP BY p.user_id),
+        WHERE p.kind IN (%s, %s) AND p.refunded_at IS NULL GROUP BY p.user_id),
     anc(apath, v, n) AS (
         SELECT substr(u.path, 1, length(u.path) - %s), own.v, u.depth - 1
         FROM own JOIN {_USERS} u ON u.id = own.user_id WHERE u.depth > 1
@@ -535,12 +540,14 @@ UPDATE {_STATS} SET fv = f.total FROM (
 
 
 def volumes_rebuild(*, chunk: int = 2000) -> dict:
-    """Recompute every member's PV, monthly PV, FV and TV from the counted purchases.
+    """Recompute every member's PV, monthly PV, FV and TV from the counted (not refunded) purchases.
 
     Set-based: PV is one aggregate UPDATE, FV one UPDATE over a recursive walk of the
     materialized paths (each buyer's total added to every ancestor), monthly PV one
-    grouped aggregate; TV then in chunks (three queries per chunk). Run it with the
-    workers paused when the data is live (it rewrites the volumes of everyone).
+    grouped aggregate; TV then in chunks (three queries per chunk). Every processed purchase's
+    `fv_path` is reset to its buyer's path now (FV follows the tree as rebuilt, so a later
+    refund takes it back from there). Run it with the workers paused when the data is live
+    (it rewrites the volumes of everyone), and with no refund waiting for its clawback.
     """
     from django.db import connection
     from django.db.models.functions import TruncMonth
@@ -551,10 +558,15 @@ def volumes_rebuild(*, chunk: int = 2000) -> dict:
         _stats_insert_missing(cur, "u.is_system_root = %s", [False], plan)
         cur.execute(
             f"UPDATE {_STATS} SET fv = 0, pv = COALESCE((SELECT SUM(p.price) FROM {_PURCHASES} p "
-            f"WHERE p.user_id = {_STATS}.user_id AND p.kind IN (%s, %s)), 0)", counted)
+            f"WHERE p.user_id = {_STATS}.user_id AND p.kind IN (%s, %s) AND p.refunded_at IS NULL), 0)", counted)
         cur.execute(_FV_SQL, [*counted, PATH_STEP, PATH_STEP])
+        # FV now follows the tree as it is: a later refund takes it back from the current upline.
+        pp, pu, uu = ProcessedPurchase._meta.db_table, Purchase._meta.db_table, User._meta.db_table
+        cur.execute(f"UPDATE {pp} SET fv_path = (SELECT u.path FROM {pu} p JOIN {uu} u ON u.id = p.user_id "
+                    f"WHERE p.id = {pp}.purchase_id)")
         MonthlyVolume.objects.all().delete()
-        rows = (Purchase.objects.filter(kind__in=Purchase.COUNTED_KINDS).exclude(user__is_system_root=True)
+        rows = (Purchase.objects.filter(kind__in=Purchase.COUNTED_KINDS, refunded_at__isnull=True)
+                .exclude(user__is_system_root=True)
                 .annotate(m=TruncMonth("created_at")).values("user_id", "m").annotate(v=Sum("price")))
         MonthlyVolume.objects.bulk_create(
             [MonthlyVolume(user_id=r["user_id"], month=month_start(r["m"]), pv=r["v"]) for r in rows],
