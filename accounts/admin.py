@@ -6,8 +6,9 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import path, reverse
 from django.utils.html import format_html
 
-from accounts.models import LedgerEntry, User
-from accounts.services import member_create, wallet_deposit_with_status
+from accounts.models import LedgerEntry, User, Wallet, WalletSettings
+from accounts.selectors import member_by_email_or_referral_code
+from accounts.services import member_create, wallet_deposit_with_status, wallet_transfer_to_member_with_status
 from common.admin import ReadOnlyAdmin
 from common.money import format_money
 
@@ -16,6 +17,24 @@ class DepositForm(forms.Form):
     amount = forms.DecimalField(max_digits=20, decimal_places=8, min_value=0.00000001)
     reference = forms.CharField(max_length=150, help_text="Unique: the same reference deposits once.")
     description = forms.CharField(max_length=200, required=False)
+
+
+class MemberTransferForm(forms.Form):
+    receiver = forms.CharField(max_length=254, help_text="The receiver's e-mail or referral code.")
+    wallet = forms.ChoiceField(choices=Wallet.choices, initial=Wallet.ACTIVE,
+                               help_text="The sender's wallet to take it from; the receiver gets it on the "
+                                         "active wallet.")
+    amount = forms.DecimalField(max_digits=20, decimal_places=8, min_value=0.00000001)
+    reference = forms.CharField(max_length=100, help_text="Unique per sender: submitting the same reference "
+                                                          "again transfers once.")
+
+    def clean_receiver(self):
+        text = self.cleaned_data["receiver"].strip()
+        receiver = member_by_email_or_referral_code(email=text) if "@" in text else \
+            member_by_email_or_referral_code(referral_code=text)
+        if receiver is None:
+            raise forms.ValidationError("No member with this e-mail or referral code.")
+        return receiver
 
 
 class MemberCreationForm(forms.ModelForm):
@@ -62,7 +81,7 @@ class UserAdmin(BaseUserAdmin):
     ordering = ("-date_joined",)
     list_select_related = ("sponsor",)
     raw_id_fields = ("sponsor",)
-    actions = ["deposit_action"]
+    actions = ["deposit_action", "transfer_action"]
     change_form_template = "admin/accounts/user/change_form.html"
 
     @admin.display(description="sponsor")
@@ -74,7 +93,9 @@ class UserAdmin(BaseUserAdmin):
 
     def get_urls(self):
         return [path("<int:pk>/deposit/", self.admin_site.admin_view(self.deposit_view),
-                     name="accounts_user_deposit")] + super().get_urls()
+                     name="accounts_user_deposit"),
+                path("<int:pk>/transfer/", self.admin_site.admin_view(self.transfer_view),
+                     name="accounts_user_transfer")] + super().get_urls()
 
     @admin.action(description="Deposit to the selected member")
     def deposit_action(self, request, queryset):
@@ -109,6 +130,59 @@ class UserAdmin(BaseUserAdmin):
         context = {**self.admin_site.each_context(request), "title": f"Deposit to {member}",
                    "form": form, "member": member, "opts": self.model._meta}
         return render(request, "admin/accounts/user/deposit.html", context)
+
+
+    @admin.action(description="Transfer from the selected member to another member")
+    def transfer_action(self, request, queryset):
+        if queryset.count() != 1:
+            self.message_user(request, "Select exactly one member to transfer from.", messages.WARNING)
+            return None
+        return redirect("admin:accounts_user_transfer", pk=queryset.get().pk)
+
+    def transfer_view(self, request, pk):
+        """An operator's member → member transfer: the same service as the member's API."""
+        if not request.user.has_perm("accounts.add_ledgerentry") and not request.user.is_superuser:
+            messages.error(request, "You may not make transfers.")
+            return redirect("admin:accounts_user_change", pk)
+        sender = get_object_or_404(User, pk=pk, is_system_root=False)
+        form = MemberTransferForm(request.POST or None)
+        if request.method == "POST" and form.is_valid():
+            v = form.cleaned_data
+            try:
+                rows, created = wallet_transfer_to_member_with_status(
+                    sender=sender, receiver=v["receiver"], amount=v["amount"], wallet=v["wallet"],
+                    idempotency_key=f"admin:{v['reference']}", created_by=request.user)
+            except ValidationError as exc:
+                form.add_error(None, exc.messages)
+            else:
+                if created:
+                    self.message_user(request, f"Transferred {v['amount']:,.2f} USD from {sender} ({v['wallet']}) "
+                                               f"to {v['receiver']}.", messages.SUCCESS)
+                else:
+                    self.message_user(request, "That reference was already used for this transfer: nothing "
+                                               "was moved again.", messages.WARNING)
+                return redirect("admin:accounts_user_change", pk)
+        context = {**self.admin_site.each_context(request), "title": f"Transfer from {sender}",
+                   "form": form, "member": sender, "opts": self.model._meta}
+        return render(request, "admin/accounts/user/transfer.html", context)
+
+
+@admin.register(WalletSettings)
+class WalletSettingsAdmin(admin.ModelAdmin):
+    """One row: the transfer bonus rate, the withdrawal minimum and fee (money-lifecycle §3–4)."""
+
+    list_display = ("__str__", "transfer_bonus_rate", "withdrawal_min", "withdrawal_fee", "updated_at")
+    readonly_fields = ("updated_at",)
+
+    def changelist_view(self, request, extra_context=None):
+        WalletSettings.load()  # the singleton exists, so the list always has the row to edit
+        return super().changelist_view(request, extra_context)
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
 
 
 @admin.register(LedgerEntry)

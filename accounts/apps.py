@@ -15,3 +15,12 @@ class AccountsConfig(AppConfig):
     def ready(self):
         # The data migration creates the root; this keeps it after a flush too.
         post_migrate.connect(_ensure_system_root, sender=self, dispatch_uid="accounts-system-root")
+
+        # check_ledger's first check; other apps register theirs (accounts.ledger_checks).
+        from accounts.ledger_checks import register_ledger_check
+        from accounts.selectors import debt_problems, wallet_balance_problems
+
+        register_ledger_check("wallet_balances", wallet_balance_problems,
+                              label="wallet balance(s) differ from their ledger")
+        register_ledger_check("clawback_debts", debt_problems,
+                              label="clawback debt(s) differ from their debt entries")

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 from django.db.models import QuerySet, Sum
 
-from accounts.models import LedgerEntry, User, Wallet
+from accounts.models import DebtEntry, LedgerEntry, User, Wallet
+from common.money import ZERO
 
 
 def system_root() -> User:
@@ -58,3 +61,51 @@ def ledger_mismatches() -> list[dict]:
                                  "cached": cached, "ledger": total})
     return problems
 
+
+
+def wallet_balance_problems() -> list[str]:
+    """`ledger_mismatches()` as check_ledger lines (the registered check `wallet_balances`)."""
+    return [f"member {p['user_id']} ({p['email']}) {p['wallet']}: cached {p['cached']} != ledger {p['ledger']}"
+            for p in ledger_mismatches()]
+
+
+def member_by_email_or_referral_code(*, email: str | None = None, referral_code: str | None = None) -> User | None:
+    """The member named by e-mail (case-insensitive) or by referral code; None when unknown.
+
+    The system root and disabled members are returned too: the transfer service refuses them
+    with its own message and code.
+    """
+    if email:
+        return User.objects.filter(email__iexact=email.strip()).first()
+    if referral_code:
+        return User.objects.filter(referral_code=referral_code.strip().upper()).first()
+    return None
+def clawback_debt(*, user: User) -> Decimal:
+    """What a refund's clawback could not take from the member's passive wallet and later
+    passive credits will repay first (money-lifecycle §2). Read from the database."""
+    return User.objects.filter(pk=user.pk).values_list("clawback_debt", flat=True).first() or ZERO
+
+
+def debt_problems() -> list[str]:
+    """`debt_mismatches()` as check_ledger lines (the registered check `clawback_debts`)."""
+    return [f"member {p['user_id']} ({p['email']}) clawback debt: cached {p['cached']} != entries {p['entries']}"
+            for p in debt_mismatches()]
+
+
+def debt_mismatches() -> list[dict]:
+    """Members whose `clawback_debt` differs from the sum of their debt entries. Two queries."""
+    sums = {row["user_id"]: row["total"]
+            for row in DebtEntry.objects.values("user_id").annotate(total=Sum("amount"))}
+    cached = {uid: (email, debt) for uid, email, debt in
+              User.objects.filter(clawback_debt__gt=0).values_list("id", "email", "clawback_debt")}
+    problems = []
+    for uid in sorted(cached.keys() | {uid for uid, total in sums.items() if total}):
+        email, debt = cached.get(uid, ("", ZERO))
+        total = sums.get(uid) or ZERO
+        if debt != total:
+            problems.append({"user_id": uid, "email": email, "cached": debt, "entries": total})
+    emails = dict(User.objects.filter(pk__in=[p["user_id"] for p in problems if not p["email"]])
+                  .values_list("id", "email")) if problems else {}
+    for p in problems:
+        p["email"] = p["email"] or emails.get(p["user_id"], "")
+    return problems

@@ -5,6 +5,15 @@ rows in primary-key order, skips postings whose idempotency key is already in
 the ledger, writes the ledger rows and the cached balances in one transaction,
 and refuses anything that would take a balance below zero or past what a money
 column holds.
+
+Transfers (passive → active with the transfer bonus, member → member) are postings through it.
+The withdrawal services live in the `withdrawals` app and are re-exported here lazily.
+
+It also keeps the clawback debt (money-lifecycle §2): a passive debit posted with
+`allow_debt=True` (a refund taking back a bonus) takes what the passive balance has and
+records the rest as debt (`DebtEntry`, reason `clawback`); every later positive passive
+credit to a member in debt pays the debt first — an extra `clawback` ledger debit of
+min(credit, debt) right after the credit, and a `repayment` debt entry — in the same call.
 """
 
 from __future__ import annotations
@@ -23,14 +32,14 @@ from django.db import IntegrityError, models, transaction
 from django.db.models import Value
 from django.db.models.functions import Concat, Substr
 
-from accounts.models import LedgerEntry, User, Wallet, path_encode
+from accounts.models import DebtEntry, LedgerEntry, User, Wallet, WalletSettings, path_encode
 from accounts.selectors import system_root
 from common.errors import IdempotencyConflict, field_error
 from common.locks import lock_rows
-from common.money import MONEY_DECIMAL_PLACES, MONEY_MAX, MONEY_QUANTUM, format_money, to_money
+from common.money import MONEY_DECIMAL_PLACES, MONEY_MAX, MONEY_QUANTUM, format_money, round_money, to_money
 
 BALANCE_FIELD = {Wallet.ACTIVE: "balance_active", Wallet.PASSIVE: "balance_passive"}
-IDEMPOTENCY_KEY_MAX_LENGTH = LedgerEntry._meta.get_field("idempotency_key").max_length
+LEDGER_KEY_MAX_LENGTH = LedgerEntry._meta.get_field("idempotency_key").max_length
 DEPOSIT_REFERENCE_MAX_LENGTH = 150
 
 
@@ -116,7 +125,11 @@ def member_sponsor_change(*, user: User, sponsor: User) -> User:
 
 @dataclass(frozen=True)
 class Posting:
-    """One intended balance change: signed `amount` on `wallet` of `user_id`."""
+    """One intended balance change: signed `amount` on `wallet` of `user_id`.
+
+    `allow_debt=True` (passive debits only): take what the balance has and record the rest
+    as the member's clawback debt instead of refusing the posting.
+    """
 
     user_id: int
     wallet: str
@@ -127,6 +140,11 @@ class Posting:
     cause: models.Model | None = field(default=None, compare=False)
     created_by_id: int | None = None
     created_at: object | None = None
+    allow_debt: bool = False
+
+
+# The suffix of the idempotency key of the clawback debit that follows a passive credit.
+CLAWBACK_KEY_SUFFIX = ":clawback"
 
 
 # A lost key race runs the batch again; every new attempt skips at least the key that lost.
@@ -146,9 +164,11 @@ def _posting_check(p: Posting) -> None:
                                     f"{format_money(MONEY_MAX)}, {MONEY_DECIMAL_PLACES} decimal places).",
                           code="invalid_amount")
     key = p.idempotency_key
-    if not isinstance(key, str) or not key or len(key) > IDEMPOTENCY_KEY_MAX_LENGTH or "\x00" in key:
-        raise field_error("idempotency_key", f"An idempotency key is 1 to {IDEMPOTENCY_KEY_MAX_LENGTH} "
+    if not isinstance(key, str) or not key or len(key) > LEDGER_KEY_MAX_LENGTH or "\x00" in key:
+        raise field_error("idempotency_key", f"An idempotency key is 1 to {LEDGER_KEY_MAX_LENGTH} "
                                              "characters, without NUL.", code="invalid_idempotency_key")
+    if p.allow_debt and (p.wallet != Wallet.PASSIVE or amount > 0):
+        raise field_error("amount", "Only a passive debit can leave a clawback debt.", code="debt_not_allowed")
 
 
 def wallet_post(postings: Sequence[Posting], *, savepoint: bool = True) -> list[LedgerEntry]:
@@ -161,10 +181,16 @@ def wallet_post(postings: Sequence[Posting], *, savepoint: bool = True) -> list[
     (callers that lock different members, e.g. one deposit reference sent for two
     members) is the retry case: the batch runs again and skips it.
 
+    Debt: a posting with `allow_debt` debits min(amount, balance) and adds the rest to
+    `User.clawback_debt` (a `DebtEntry` with the posting's key; no ledger row when the
+    balance is zero). A positive passive credit to a member in debt is followed by a
+    `clawback` debit of min(credit, debt) (key `<key>:clawback`) and a repayment entry.
+
     Queries: one lock, one key look-up, one balance UPDATE, one ledger INSERT —
-    whatever the number of postings and members. `savepoint=False` (for a caller whose
-    whole transaction must roll back on any error, and whose keys are new: the batch
-    processing of purchases) saves the savepoint's two statements and the retry.
+    whatever the number of postings and members; plus one debt-key look-up when a
+    posting allows debt and one debt INSERT when a debt changes. `savepoint=False` (for a
+    caller whose whole transaction must roll back on any error, and whose keys are new: the
+    batch processing of purchases) saves the savepoint's two statements and the retry.
     """
     if not postings:
         return []
@@ -193,42 +219,78 @@ def _post(postings: Sequence[Posting], keys: list[str]) -> list[LedgerEntry]:
     if missing:
         raise ValidationError(f"Unknown member(s): {sorted(missing)}.", code="unknown_member")
     done = set(LedgerEntry.objects.filter(idempotency_key__in=keys).values_list("idempotency_key", flat=True))
+    debt_keys = [p.idempotency_key for p in postings if p.allow_debt]
+    if debt_keys:  # a debit the balance could not cover at all left only a debt entry
+        done |= set(DebtEntry.objects.filter(idempotency_key__in=debt_keys).values_list("idempotency_key", flat=True))
     todo = [p for p in postings if p.idempotency_key not in done]
     if not todo:
         return []
     content_types = {}
-    rows = []
+    rows: list[LedgerEntry] = []
+    debts: list[DebtEntry] = []
+
+    def cause_of(p: Posting):
+        if p.cause is None:
+            return None, ""
+        model = type(p.cause)
+        if model not in content_types:
+            content_types[model] = ContentType.objects.get_for_model(model)
+        return content_types[model], str(p.cause.pk)
+
     for p in todo:
         user = users[p.user_id]
         attr = BALANCE_FIELD[p.wallet]
-        available = getattr(user, attr)
-        new_balance = available + p.amount
+        balance = getattr(user, attr)
+        amount = p.amount
+        cause_type, cause_id = cause_of(p)
+        if p.allow_debt:
+            taken = min(balance, -amount)
+            short = -amount - taken
+            if short > 0:
+                user.clawback_debt += short
+                debts.append(DebtEntry(
+                    user_id=p.user_id, amount=short, debt_after=user.clawback_debt,
+                    reason=DebtEntry.Reason.CLAWBACK, description=p.description[:255],
+                    idempotency_key=p.idempotency_key, cause_type=cause_type, cause_id=cause_id))
+            if taken == 0:
+                continue
+            amount = -taken
+        new_balance = balance + amount
         if new_balance < 0:
-            raise field_error("amount", f"Insufficient {p.wallet} balance: {format_money(available)} USD "
-                                        f"available, {format_money(-p.amount)} USD needed.",
+            raise field_error("amount", f"Insufficient {p.wallet} balance: {format_money(balance)} USD "
+                                        f"available, {format_money(-amount)} USD needed.",
                               code="insufficient_funds", error_class=InsufficientFunds)
         if new_balance > MONEY_MAX:
             raise field_error(
                 "amount", f"The {p.wallet} balance would exceed the largest amount a wallet holds "
-                          f"({format_money(MONEY_MAX)} USD): {format_money(available)} USD now, "
-                          f"{format_money(p.amount)} USD more.", code="balance_overflow")
+                          f"({format_money(MONEY_MAX)} USD): {format_money(balance)} USD now, "
+                          f"{format_money(amount)} USD more.", code="balance_overflow")
         setattr(user, attr, new_balance)
-        cause_type = None
-        if p.cause is not None:
-            model = type(p.cause)
-            if model not in content_types:
-                content_types[model] = ContentType.objects.get_for_model(model)
-            cause_type = content_types[model]
         extra = {"created_at": p.created_at} if p.created_at is not None else {}
         rows.append(LedgerEntry(
-            user_id=p.user_id, wallet=p.wallet, amount=p.amount, balance_after=new_balance,
+            user_id=p.user_id, wallet=p.wallet, amount=amount, balance_after=new_balance,
             reason=p.reason, description=p.description[:255],
-            idempotency_key=p.idempotency_key, cause_type=cause_type,
-            cause_id=str(p.cause.pk) if p.cause is not None else "",
+            idempotency_key=p.idempotency_key, cause_type=cause_type, cause_id=cause_id,
             created_by_id=p.created_by_id, **extra))
+        if p.wallet == Wallet.PASSIVE and amount > 0 and user.clawback_debt > 0:
+            # The debt is paid first from this credit.
+            repaid = min(amount, user.clawback_debt)
+            user.clawback_debt -= repaid
+            user.balance_passive -= repaid
+            key = p.idempotency_key + CLAWBACK_KEY_SUFFIX
+            rows.append(LedgerEntry(
+                user_id=p.user_id, wallet=p.wallet, amount=-repaid, balance_after=user.balance_passive,
+                reason=LedgerEntry.Reason.CLAWBACK, description=f"Clawback debt repaid from: {p.description}"[:255],
+                idempotency_key=key, cause_type=cause_type, cause_id=cause_id, **extra))
+            debts.append(DebtEntry(
+                user_id=p.user_id, amount=-repaid, debt_after=user.clawback_debt,
+                reason=DebtEntry.Reason.REPAYMENT, description=p.description[:255],
+                idempotency_key=key, cause_type=cause_type, cause_id=cause_id))
     changed = [users[uid] for uid in sorted({p.user_id for p in todo})]
-    User.objects.bulk_update(changed, ["balance_active", "balance_passive"])
-    return LedgerEntry.objects.bulk_create(rows)
+    User.objects.bulk_update(changed, ["balance_active", "balance_passive", "clawback_debt"])
+    if debts:
+        DebtEntry.objects.bulk_create(debts)
+    return LedgerEntry.objects.bulk_create(rows) if rows else []
 
 
 def _deposit_key(reference: str) -> str:
@@ -288,20 +350,168 @@ def wallet_credit(*, user: User, wallet: str, amount, reason: str, idempotency_k
     return rows[0] if rows else None
 
 
-def wallet_transfer_to_active(*, user: User, amount, idempotency_key: str | None = None) -> list[LedgerEntry]:
-    """Move `amount` from the member's passive wallet to its active wallet."""
+# --- transfers (money-lifecycle.md §4) ---------------------------------------------------------
+#
+# A client's idempotency key is kept inside the ledger's own keys (unique, 200 characters), after a
+# prefix, the member's id (≤ 19 digits) and a suffix. The longest is
+# "member_transfer:" (16) + 19 + ":" + key + ":bonus" (6) = 42 + key, so a client key of at most
+# IDEMPOTENCY_KEY_MAX_LENGTH = 100 characters always fits the ledger's (LEDGER_KEY_MAX_LENGTH),
+# with room to spare for longer prefixes.
+IDEMPOTENCY_KEY_MAX_LENGTH = 100
+TRANSFER_KEY_PREFIX = "transfer"
+MEMBER_TRANSFER_KEY_PREFIX = "member_transfer"
+
+
+def idempotency_key_clean(idempotency_key: str | None, *, field: str = "idempotency_key") -> str | None:
+    """A client's idempotency key, stripped; None when absent or blank.
+
+    Refuses (code `invalid_idempotency_key`) a key longer than IDEMPOTENCY_KEY_MAX_LENGTH or with
+    characters other than printable ASCII (what an HTTP header carries safely).
+    """
+    if idempotency_key is None:
+        return None
+    key = str(idempotency_key).strip()
+    if not key:
+        return None
+    if len(key) > IDEMPOTENCY_KEY_MAX_LENGTH:
+        raise field_error(field, f"The idempotency key is too long: {len(key)} characters, "
+                             f"{IDEMPOTENCY_KEY_MAX_LENGTH} at most.", code="invalid_idempotency_key")
+    if not (key.isascii() and key.isprintable()):
+        raise field_error(field, "The idempotency key may contain printable ASCII characters only.",
+                      code="invalid_idempotency_key")
+    return key
+
+
+def _sync_balances(user: User, locked: User) -> None:
+    """Give the caller's instance the balances just written (no query)."""
+    user.balance_active, user.balance_passive = locked.balance_active, locked.balance_passive
+
+
+def wallet_transfer_to_active_with_status(*, user: User, amount, idempotency_key: str | None = None
+                                          ) -> tuple[list[LedgerEntry], bool]:
+    """`wallet_transfer_to_active`, also saying whether this call made the transfer (False: a
+    retry with the same key, which returns the first call's rows). Decided under the member's
+    row lock, so concurrent retries make one transfer and exactly one of them says True."""
     amount = to_money(amount)
-    key = f"transfer:{user.pk}:{idempotency_key or uuid.uuid4().hex}"
-    rows = wallet_post([
-        Posting(user_id=user.pk, wallet=Wallet.PASSIVE, amount=-amount,
-                reason=LedgerEntry.Reason.TRANSFER, idempotency_key=f"{key}:out",
-                description="Transfer to active wallet"),
-        Posting(user_id=user.pk, wallet=Wallet.ACTIVE, amount=amount,
-                reason=LedgerEntry.Reason.TRANSFER, idempotency_key=f"{key}:in",
-                description="Transfer from passive wallet"),
-    ])
-    if not rows:  # a retry with the same key: return what the first call wrote
-        rows = list(LedgerEntry.objects.filter(idempotency_key__in=[f"{key}:out", f"{key}:in"])
-                    .order_by("id"))
+    key = idempotency_key_clean(idempotency_key)
+    base = f"{TRANSFER_KEY_PREFIX}:{user.pk}:{key or uuid.uuid4().hex}"
+    keys = {"out": f"{base}:out", "in": f"{base}:in", "bonus": f"{base}:bonus"}
+    with transaction.atomic():
+        locked = lock_rows(User, [user.pk]).get(user.pk)
+        if locked is None:
+            raise field_error("user", "Unknown member.", code="unknown_member")
+        if key is not None:
+            existing = list(LedgerEntry.objects.filter(idempotency_key__in=keys.values()).order_by("id"))
+            if existing:
+                out = next(e for e in existing if e.idempotency_key == keys["out"])
+                if -out.amount != amount:
+                    raise field_error("idempotency_key", f"This idempotency key was used for a transfer of "
+                                                     f"{-out.amount:,.2f} USD, not {amount:,.2f} USD.",
+                                  code="idempotency_conflict", error_class=IdempotencyConflict)
+                return existing, False
+        rate = WalletSettings.load().transfer_bonus_rate
+        bonus = round_money(amount * rate)
+        postings = [
+            Posting(user_id=user.pk, wallet=Wallet.PASSIVE, amount=-amount,
+                    reason=LedgerEntry.Reason.TRANSFER, idempotency_key=keys["out"],
+                    description="Transfer to active wallet"),
+            Posting(user_id=user.pk, wallet=Wallet.ACTIVE, amount=amount,
+                    reason=LedgerEntry.Reason.TRANSFER, idempotency_key=keys["in"],
+                    description="Transfer from passive wallet"),
+        ]
+        if bonus > 0:
+            postings.append(Posting(user_id=user.pk, wallet=Wallet.ACTIVE, amount=bonus,
+                                    reason=LedgerEntry.Reason.TRANSFER_BONUS, idempotency_key=keys["bonus"],
+                                    description=f"Transfer bonus {rate * 100:g}% of {amount:,.2f} USD"))
+        rows = wallet_post(postings)
+        _sync_balances(user, User.objects.get(pk=user.pk))
+    return rows, True
+
+
+def wallet_transfer_to_active(*, user: User, amount, idempotency_key: str | None = None) -> list[LedgerEntry]:
+    """Move `amount` from the member's passive wallet to its active wallet, with the transfer
+    bonus (`WalletSettings.transfer_bonus_rate` × amount, rounded to cents) credited to the
+    active wallet as its own `transfer_bonus` row; no bonus row when it rounds to zero (rate 0).
+
+    One transaction. The same `idempotency_key` returns the first call's rows and moves nothing;
+    with a different amount it raises `IdempotencyConflict` (→ 422). Returns the ledger rows
+    (passive debit, active credit, bonus credit).
+    """
+    rows, _ = wallet_transfer_to_active_with_status(user=user, amount=amount, idempotency_key=idempotency_key)
     return rows
 
+
+def wallet_transfer_to_member_with_status(*, sender: User, receiver: User, amount, wallet: str = Wallet.ACTIVE,
+                                          idempotency_key: str | None = None, created_by: User | None = None
+                                          ) -> tuple[list[LedgerEntry], bool]:
+    """`wallet_transfer_to_member`, also saying whether this call made the transfer (decided
+    under both members' row locks)."""
+    amount = to_money(amount)
+    if wallet not in BALANCE_FIELD:
+        raise field_error("wallet", f"Unknown wallet {wallet!r}: choose active or passive.", code="invalid_wallet")
+    key = idempotency_key_clean(idempotency_key)
+    if receiver.pk == sender.pk:
+        raise field_error("receiver", "You cannot transfer to yourself.", code="self_transfer")
+    base = f"{MEMBER_TRANSFER_KEY_PREFIX}:{sender.pk}:{key or uuid.uuid4().hex}"
+    keys = {"out": f"{base}:out", "in": f"{base}:in"}
+    with transaction.atomic():
+        users = lock_rows(User, [sender.pk, receiver.pk])
+        if sender.pk not in users or receiver.pk not in users:
+            raise field_error("receiver", "Unknown member.", code="unknown_member")
+        target = users[receiver.pk]
+        if key is not None:
+            existing = {e.idempotency_key: e for e in LedgerEntry.objects.filter(idempotency_key__in=keys.values())}
+            if existing:
+                out, into = existing[keys["out"]], existing[keys["in"]]
+                if (-out.amount, out.wallet, into.user_id) != (amount, wallet, receiver.pk):
+                    raise field_error("idempotency_key", f"This idempotency key was used for a transfer of "
+                                                     f"{-out.amount:,.2f} USD from the {out.wallet} wallet; this "
+                                                     "one has another receiver, amount or wallet.",
+                                  code="idempotency_conflict", error_class=IdempotencyConflict)
+                return [out, into], False
+        if target.is_system_root:
+            raise field_error("receiver", "Transfers to the system root are not allowed.", code="root_receiver")
+        if not target.is_active:
+            raise field_error("receiver", "That member's account is disabled.", code="inactive_receiver")
+        created_by_id = created_by.pk if created_by else None
+        rows = wallet_post([
+            Posting(user_id=sender.pk, wallet=wallet, amount=-amount, reason=LedgerEntry.Reason.MEMBER_TRANSFER,
+                    idempotency_key=keys["out"], description=f"Transfer to {target.email}",
+                    created_by_id=created_by_id),
+            Posting(user_id=receiver.pk, wallet=Wallet.ACTIVE, amount=amount,
+                    reason=LedgerEntry.Reason.MEMBER_TRANSFER, idempotency_key=keys["in"],
+                    description=f"Transfer from {users[sender.pk].email}", created_by_id=created_by_id),
+        ])
+        fresh = User.objects.in_bulk([sender.pk, receiver.pk])
+        _sync_balances(sender, fresh[sender.pk])
+        _sync_balances(receiver, fresh[receiver.pk])
+    return rows, True
+
+
+def wallet_transfer_to_member(*, sender: User, receiver: User, amount, wallet: str = Wallet.ACTIVE,
+                              idempotency_key: str | None = None) -> list[LedgerEntry]:
+    """Move `amount` from the sender's `wallet` (`active` or `passive`) to the receiver's active
+    wallet (reason `member_transfer`, no bonus). Refused to oneself (`self_transfer`), to the
+    system root (`root_receiver`), to a disabled member and above the balance
+    (`insufficient_funds`). One transaction; the same `idempotency_key` (per sender) returns the
+    first call's rows [sender's debit, receiver's credit]; with another receiver, amount or
+    wallet it raises `IdempotencyConflict` (→ 422).
+    """
+    rows, _ = wallet_transfer_to_member_with_status(sender=sender, receiver=receiver, amount=amount,
+                                                    wallet=wallet, idempotency_key=idempotency_key)
+    return rows
+
+
+# --- withdrawals: they live in the `withdrawals` app, which imports accounts -------------------
+# Re-exported here (python-api.md: "importable from accounts.services") lazily, so importing
+# accounts never imports withdrawals (no cycle): `from accounts.services import withdrawal_request`.
+_LAZY_EXPORTS = {name: "withdrawals.services" for name in (
+    "withdrawal_request", "withdrawal_approve", "withdrawal_mark_paid", "withdrawal_reject", "withdrawal_cancel")}
+
+
+def __getattr__(name: str):
+    if name in _LAZY_EXPORTS:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY_EXPORTS[name]), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -57,6 +57,7 @@ INSTALLED_APPS = [
     "mlm.apps.MlmConfig",
     "tokens.apps.TokensConfig",
     "legacy_import.apps.LegacyImportConfig",
+    "withdrawals.apps.WithdrawalsConfig",
 ]
 
 MIDDLEWARE = [
@@ -147,6 +148,7 @@ SPECTACULAR_SETTINGS = {
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "COMPONENT_SPLIT_REQUEST": True,
+    "ENUM_NAME_OVERRIDES": {"WithdrawalStatusEnum": "withdrawals.models.Withdrawal.Status"},
     "APPEND_COMPONENTS": {
         "securitySchemes": {
             "ApiKeyAuth": {"type": "apiKey", "in": "header", "name": "Authorization",

@@ -7,6 +7,7 @@ api_patterns = [
     path("", include("purchases.api.urls")),
     path("mlm/", include("mlm.api.urls")),
     path("tokens/", include("tokens.api.urls")),
+    path("", include("withdrawals.api.urls")),
 ]
 
 urlpatterns = [

@@ -25,6 +25,7 @@ from mlm.models import (
     PayoutRun,
     PlanSettings,
     PoolRun,
+    ProcessedRefund,
     PurchaseProcessing,
     Rank,
     RankHistory,
@@ -299,7 +300,9 @@ class PurchaseProcessingAdmin(ReadOnlyAdmin):
     actions = ["reprocess"]
 
     def get_queryset(self, request):
-        return super().get_queryset(request).filter(kind__in=PurchaseProcessing.COUNTED_KINDS)
+        # Counted purchases only: a refunded one no longer counts (its clawback: "Refund clawbacks").
+        return super().get_queryset(request).filter(kind__in=PurchaseProcessing.COUNTED_KINDS,
+                                                    refunded_at__isnull=True)
 
     @admin.display(boolean=True)
     def processed(self, obj):
@@ -310,6 +313,21 @@ class PurchaseProcessingAdmin(ReadOnlyAdmin):
         done = sum(services.purchase_process(purchase_id=pk).processed
                    for pk in queryset.values_list("id", flat=True))
         self.message_user(request, f"Processed {done} purchase(s); the others were already processed.")
+
+
+@admin.register(ProcessedRefund)
+class ProcessedRefundAdmin(ReadOnlyAdmin):
+    """Refunds whose clawback ran (volumes, bonuses, pioneer status taken back). A refund not
+    listed here is still queued; the sweeper takes it back after MLM_SWEEP_AFTER_MINUTES."""
+
+    list_display = ("refund", "purchase", "processed_at", "was_processed")
+    list_filter = ("was_processed",)
+    search_fields = ("=refund__purchase__id", "refund__purchase__user__email")
+    list_select_related = ("refund__purchase__user",)
+
+    @admin.display(description="purchase")
+    def purchase(self, obj):
+        return obj.refund.purchase
 
 
 admin.site.register(MemberStats, ReadOnlyAdmin)

@@ -13,3 +13,9 @@ class MlmConfig(AppConfig):
         from mlm.defaults import seed
 
         restore_defaults_after_flush(self, marker_model="PlanSettings", seed=seed)
+
+        from accounts.ledger_checks import register_ledger_check
+        from mlm.selectors import bonus_status_problems
+
+        register_ledger_check("bonus_statuses", bonus_status_problems,
+                              label="bonus(es) whose status disagrees with their ledger credits")

@@ -257,6 +257,8 @@ class Bonus(models.Model):
         GRACE_DAY = "grace_day", "Grace Day (options)"
 
     PASSIVE_KINDS = (Kind.DIFFERENTIAL, Kind.PIONEER, Kind.SYSTEM_COMPRESSION, Kind.GLOBAL_POOL)
+    # Statuses of a bonus a refund took back (it no longer counts anywhere).
+    TAKEN_BACK_STATUSES = (Status.CANCELLED, Status.REVERSED)
 
     user = models.ForeignKey(User, on_delete=models.PROTECT, related_name="bonuses",
                              help_text="The recipient.")
@@ -317,6 +319,24 @@ class ProcessedPurchase(models.Model):
 
     def __str__(self) -> str:
         return f"purchase {self.purchase_id} processed"
+
+
+class ProcessedRefund(models.Model):
+    """Inserted first in the clawback's transaction (mlm.refunds.purchase_clawback): a
+    refund's volumes, bonuses and pioneer status are taken back exactly once."""
+
+    refund = models.OneToOneField("purchases.Refund", primary_key=True, on_delete=models.PROTECT,
+                                  related_name="mlm_processed")
+    processed_at = models.DateTimeField(default=timezone.now)
+    was_processed = models.BooleanField(
+        default=True, help_text="False: the purchase was refunded before mlm processed it (nothing to take back).")
+
+    class Meta:
+        verbose_name = "refund clawback"
+        verbose_name_plural = "refund clawbacks"
+
+    def __str__(self) -> str:
+        return f"refund {self.refund_id} taken back"
 
 
 class TeamVolumeQueue(models.Model):

@@ -12,7 +12,7 @@ from django.core.exceptions import ValidationError
 from django.db.models import Count, Q, QuerySet, Sum
 from django.utils import timezone
 
-from accounts.models import LedgerEntry, User
+from accounts.models import DebtEntry, LedgerEntry, User, path_decode
 from common.money import ZERO
 from mlm.models import (
     Bonus,
@@ -22,10 +22,13 @@ from mlm.models import (
     Notification,
     PayoutRun,
     PlanSettings,
+    ProcessedPurchase,
+    ProcessedRefund,
     Rank,
     month_next,
     month_start,
 )
+from purchases.models import Purchase
 
 _ONE_DAY = timedelta(days=1)
 TEAM_MAX_DEPTH = 10
@@ -177,6 +180,129 @@ def direct_referrals(*, user: User) -> list[dict]:
     return out
 
 
+# --- refunds: what a refund takes back, and the ledger check of bonus statuses -----------------
+
+def fv_upline_ids(processed: ProcessedPurchase, purchase: Purchase) -> list[int]:
+    """The members whose FV a processed purchase raised: the buyer's upline when it was
+    processed (sponsor first, root excluded). A purchase processed before the path was kept
+    falls back to the buyer's path now."""
+    ids = path_decode(processed.fv_path or purchase.user.path)
+    return list(reversed(ids[1:-1]))
+
+
+def refund_preview(*, purchase: Purchase) -> dict:
+    """mlm's part of what a refund of `purchase` takes back, from whom; writes nothing.
+
+    `purchases.selectors.refund_preview` collects it (the `purchase_refund_preview` signal).
+    Keys: `mlm_processed` (False: refunded before processing, nothing to take back),
+    `clawback_done`; `volumes` (buyer's PV and monthly PV, FV of the members on the path kept
+    at processing); `bonuses` (per bonus: recipient, kind, status, amount and the action:
+    `cancel` a pending one, `reverse` a paid cash one — `debit` from the passive balance now
+    and the rest as `debt` —, `revoke` a paid options bonus with its auto-purchase, `none`
+    when already taken back); `pioneer` (the status this purchase granted: `withdraw`, or
+    `keep` when another counted purchase qualifies). A handful of queries.
+    """
+    processed = ProcessedPurchase.objects.filter(pk=purchase.pk).first()
+    marker = ProcessedRefund.objects.filter(refund__purchase_id=purchase.pk).first()
+    was_processed = processed is not None and (marker is None or marker.was_processed)
+    out = {"mlm_processed": was_processed, "clawback_done": marker is not None,
+           "volumes": [], "bonuses": [], "pioneer": None}
+    if not was_processed:
+        return out
+    price = purchase.price
+    upline_ids = fv_upline_ids(processed, purchase)
+    bonuses = list(Bonus.objects.filter(purchase_id=purchase.pk).order_by("pk"))
+    users = {u["id"]: u for u in User.objects.filter(pk__in={purchase.user_id, *upline_ids,
+                                                              *(b.user_id for b in bonuses)})
+             .values("id", "email", "balance_passive", "clawback_debt")}
+    email = {uid: u["email"] for uid, u in users.items()}
+    out["volumes"] = [
+        {"user_id": purchase.user_id, "email": email.get(purchase.user_id, ""), "volume": "pv", "month": None,
+         "amount": price},
+        {"user_id": purchase.user_id, "email": email.get(purchase.user_id, ""), "volume": "monthly_pv",
+         "month": month_start(purchase.created_at), "amount": price},
+        *({"user_id": uid, "email": email.get(uid, ""), "volume": "fv", "month": None, "amount": price}
+          for uid in upline_ids),
+    ]
+    passive = {uid: u["balance_passive"] for uid, u in users.items()}
+    for b in bonuses:
+        row = {"bonus_id": b.pk, "user_id": b.user_id, "email": email.get(b.user_id, ""), "kind": b.kind,
+               "status": b.status, "amount": b.amount, "action": "none", "debit": ZERO, "debt": ZERO,
+               "granted_purchase_id": b.granted_purchase_id}
+        if b.status == Bonus.Status.PENDING:
+            row["action"] = "cancel"
+        elif b.status == Bonus.Status.PAID and b.kind in Bonus.PASSIVE_KINDS:
+            debit = min(passive[b.user_id], b.amount)
+            passive[b.user_id] -= debit
+            row.update(action="reverse", debit=debit, debt=b.amount - debit)
+        elif b.status == Bonus.Status.PAID:
+            row["action"] = "revoke"
+        out["bonuses"].append(row)
+    stats = MemberStats.objects.filter(user_id=purchase.user_id, is_pioneer=True, pioneer_purchase_id=purchase.pk)
+    if marker is None and stats.exists():
+        other = (Purchase.objects.filter(user_id=purchase.user_id, kind__in=Purchase.COUNTED_KINDS,
+                                         refunded_at__isnull=True, price__gte=PlanSettings.load().pioneer_threshold)
+                 .exclude(pk=purchase.pk).order_by("id").values_list("id", flat=True).first())
+        out["pioneer"] = {"user_id": purchase.user_id, "email": email.get(purchase.user_id, ""),
+                          "action": "keep" if other else "withdraw", "other_purchase_id": other}
+    return out
+
+
+def bonus_status_problems() -> list[str]:
+    """`bonus_ledger_mismatches` as the lines `check_ledger` prints (registered in MlmConfig)."""
+    return [f"bonus {b['bonus_id']} ({b['kind']}, {b['status']}, {b['amount']}) of member {b['user_id']}: "
+            f"{b['problem']}" for b in bonus_ledger_mismatches()]
+
+
+def bonus_ledger_mismatches() -> list[dict]:
+    """Bonuses whose status disagrees with their ledger rows (money-lifecycle §5).
+
+    Cash bonuses (matched to ledger rows by cause = the bonus, whatever the key): `paid` and
+    `reversed` ones have passive credits (reason `bonus`) equal to their amount; `reversed`
+    ones also reversal debits (`bonus_reversal`) plus the clawback debt they left equal to
+    their amount; `pending` and `cancelled` ones have no credit. A `reversed` options bonus has
+    its auto-purchase refunded. Four aggregate queries and one pass over the bonuses.
+    """
+    ct = ContentType.objects.get_for_model(Bonus)
+    by_cause = LedgerEntry.objects.filter(cause_type=ct).values("cause_id")
+    credits, credit_rows = {}, {}
+    for r in by_cause.filter(reason=LedgerEntry.Reason.BONUS).annotate(total=Sum("amount"), n=Count("id")):
+        credits[r["cause_id"]], credit_rows[r["cause_id"]] = r["total"], r["n"]
+    debits = {r["cause_id"]: -r["total"] for r in
+              by_cause.filter(reason=LedgerEntry.Reason.BONUS_REVERSAL).annotate(total=Sum("amount"))}
+    debts = {r["cause_id"]: r["total"] for r in
+             DebtEntry.objects.filter(cause_type=ct, reason=DebtEntry.Reason.CLAWBACK).values("cause_id")
+             .annotate(total=Sum("amount"))}
+    problems = []
+    rows = (Bonus.objects.filter(kind__in=Bonus.PASSIVE_KINDS)
+            .values_list("id", "user_id", "kind", "status", "amount").order_by("id"))
+    for pk, user_id, kind, status, amount in rows.iterator():
+        key = str(pk)
+        credited = credits.get(key) or ZERO
+        taken = (debits.get(key) or ZERO) + (debts.get(key) or ZERO)
+        problem = None
+        if status in (Bonus.Status.PAID, Bonus.Status.REVERSED) and credited != amount:
+            problem = f"{status} but credited {credited}"
+        elif status in (Bonus.Status.PAID, Bonus.Status.REVERSED) and credit_rows.get(key, 0) != 1:
+            problem = f"{status} but credited in {credit_rows.get(key, 0)} rows (one expected)"
+        elif status in (Bonus.Status.PENDING, Bonus.Status.CANCELLED) and credited:
+            problem = f"{status} but credited {credited}"
+        elif status == Bonus.Status.REVERSED and taken != amount:
+            problem = f"reversed but taken back {taken}"
+        elif status != Bonus.Status.REVERSED and taken:
+            problem = f"{status} but taken back {taken}"
+        if problem:
+            problems.append({"bonus_id": pk, "user_id": user_id, "kind": kind, "status": status,
+                             "amount": amount, "problem": problem})
+    for pk, user_id, kind, status, amount in (
+            Bonus.objects.filter(status=Bonus.Status.REVERSED, granted_purchase__isnull=False,
+                                 granted_purchase__refunded_at__isnull=True)
+            .values_list("id", "user_id", "kind", "status", "amount")):
+        problems.append({"bonus_id": pk, "user_id": user_id, "kind": kind, "status": status, "amount": amount,
+                         "problem": "reversed but its auto-purchase still counts"})
+    return problems
+
+
 def team_downline(*, user: User, depth: int = 1) -> tuple[list[dict], bool]:
     """The downline to `depth` levels (capped at TEAM_MAX_DEPTH levels and TEAM_MAX_ROWS rows).
     Returns (rows, truncated)."""
@@ -302,25 +428,3 @@ def payout_runs() -> QuerySet[PayoutRun]:
     return PayoutRun.objects.select_related("created_by").order_by("-month")
 
 
-def pending_bonus_mismatches() -> list[dict]:
-    """Cash bonuses whose status disagrees with the ledger (money-lifecycle §5): a `pending` or
-    `cancelled` bonus must have no passive credit; a `paid` one exactly one credit of its amount,
-    caused by that bonus. (`reversed` bonuses — credit, then debit or debt — are the refunds'
-    check.) Two queries over the whole table."""
-    bonus_type = ContentType.objects.get_for_model(Bonus)
-    credits = {cause_id: (n, total) for cause_id, n, total in
-               LedgerEntry.objects.filter(cause_type=bonus_type, amount__gt=0).values("cause_id")
-               .annotate(n=Count("id"), total=Sum("amount")).values_list("cause_id", "n", "total").order_by()}
-    problems = []
-    rows = (Bonus.objects.filter(kind__in=Bonus.PASSIVE_KINDS)
-            .exclude(status=Bonus.Status.REVERSED).values_list("pk", "user_id", "kind", "status", "amount"))
-    for pk, user_id, kind, status, amount in rows.iterator(chunk_size=5000):
-        n, total = credits.get(str(pk), (0, ZERO))
-        if status == Bonus.Status.PAID:
-            problem = None if (n, total) == (1, amount) else "a paid bonus needs exactly one credit of its amount"
-        else:
-            problem = None if n == 0 else f"a {status} bonus must not be credited"
-        if problem:
-            problems.append({"bonus_id": pk, "user_id": user_id, "kind": kind, "status": status, "amount": amount,
-                             "credits": n, "credited": total, "problem": problem})
-    return problems

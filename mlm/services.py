@@ -30,6 +30,7 @@ from mlm.models import (
     MonthlyVolume,
     Notification,
     PoolRun,
+    ProcessedPurchase,
     Rank,
     RankHistory,
     TeamVolumeQueue,
@@ -316,7 +317,8 @@ def global_pool_run(*, month: date) -> PoolRun:
 
     root = system_root()
     with transaction.atomic():
-        volume = (Purchase.objects.filter(kind__in=Purchase.COUNTED_KINDS, created_at__date__gte=start,
+        volume = (Purchase.objects.filter(kind__in=Purchase.COUNTED_KINDS, refunded_at__isnull=True,
+                                          created_at__date__gte=start,
                                           created_at__date__lt=end).exclude(user__is_system_root=True)
                   .aggregate(t=Sum("price"))["t"] or ZERO)
         pool = round_money(volume * plan.settings.pool_rate)
@@ -366,7 +368,7 @@ UPDATE {_STATS} SET fv = f.total FROM (
     WITH RECURSIVE
     own(user_id, v) AS (
         SELECT p.user_id, SUM(p.price) FROM {_PURCHASES} p
-        WHERE p.kind IN (%s, %s) GROUP BY p.user_id),
+        WHERE p.kind IN (%s, %s) AND p.refunded_at IS NULL GROUP BY p.user_id),
     anc(apath, v, n) AS (
         SELECT substr(u.path, 1, length(u.path) - %s), own.v, u.depth - 1
         FROM own JOIN {_USERS} u ON u.id = own.user_id WHERE u.depth > 1
@@ -379,12 +381,14 @@ UPDATE {_STATS} SET fv = f.total FROM (
 
 
 def volumes_rebuild(*, chunk: int = 2000) -> dict:
-    """Recompute every member's PV, monthly PV, FV and TV from the counted purchases.
+    """Recompute every member's PV, monthly PV, FV and TV from the counted (not refunded) purchases.
 
     Set-based: PV is one aggregate UPDATE, FV one UPDATE over a recursive walk of the
     materialized paths (each buyer's total added to every ancestor), monthly PV one
-    grouped aggregate; TV then in chunks (three queries per chunk). Run it with the
-    workers paused when the data is live (it rewrites the volumes of everyone).
+    grouped aggregate; TV then in chunks (three queries per chunk). Every processed purchase's
+    `fv_path` is reset to its buyer's path now (FV follows the tree as rebuilt, so a later
+    refund takes it back from there). Run it with the workers paused when the data is live
+    (it rewrites the volumes of everyone), and with no refund waiting for its clawback.
     """
     from django.db import connection
     from django.db.models.functions import TruncMonth
@@ -395,10 +399,15 @@ def volumes_rebuild(*, chunk: int = 2000) -> dict:
         _stats_insert_missing(cur, "u.is_system_root = %s", [False], plan)
         cur.execute(
             f"UPDATE {_STATS} SET fv = 0, pv = COALESCE((SELECT SUM(p.price) FROM {_PURCHASES} p "
-            f"WHERE p.user_id = {_STATS}.user_id AND p.kind IN (%s, %s)), 0)", counted)
+            f"WHERE p.user_id = {_STATS}.user_id AND p.kind IN (%s, %s) AND p.refunded_at IS NULL), 0)", counted)
         cur.execute(_FV_SQL, [*counted, PATH_STEP, PATH_STEP])
+        # FV now follows the tree as it is: a later refund takes it back from the current upline.
+        pp, pu, uu = ProcessedPurchase._meta.db_table, Purchase._meta.db_table, User._meta.db_table
+        cur.execute(f"UPDATE {pp} SET fv_path = (SELECT u.path FROM {pu} p JOIN {uu} u ON u.id = p.user_id "
+                    f"WHERE p.id = {pp}.purchase_id)")
         MonthlyVolume.objects.all().delete()
-        rows = (Purchase.objects.filter(kind__in=Purchase.COUNTED_KINDS).exclude(user__is_system_root=True)
+        rows = (Purchase.objects.filter(kind__in=Purchase.COUNTED_KINDS, refunded_at__isnull=True)
+                .exclude(user__is_system_root=True)
                 .annotate(m=TruncMonth("created_at")).values("user_id", "m").annotate(v=Sum("price")))
         MonthlyVolume.objects.bulk_create(
             [MonthlyVolume(user_id=r["user_id"], month=month_start(r["m"]), pv=r["v"]) for r in rows],

@@ -22,11 +22,23 @@ def purchase_process_task(purchase_id: int) -> int:
     return purchase_process_pending(purchase_id=purchase_id)
 
 
+@shared_task(name="mlm.purchase_clawback", acks_late=True, autoretry_for=(Exception,), retry_backoff=True,
+             max_retries=5)
+def purchase_clawback_task(purchase_id: int) -> bool:
+    from mlm.refunds import purchase_clawback
+
+    return purchase_clawback(purchase_id=purchase_id).done
+
+
 @shared_task(name="mlm.purchases_sweep", acks_late=True)
 def purchases_sweep_task() -> int:
+    """The lost-message sweeper: counted purchases left unprocessed, then refunds whose
+    clawback did not run (one beat row for both)."""
+    from mlm.refunds import refunds_sweep
     from mlm.services import purchases_sweep
 
-    return purchases_sweep(older_than_minutes=getattr(settings, "MLM_SWEEP_AFTER_MINUTES", 5))
+    minutes = getattr(settings, "MLM_SWEEP_AFTER_MINUTES", 5)
+    return purchases_sweep(older_than_minutes=minutes) + refunds_sweep(older_than_minutes=minutes)
 
 
 @shared_task(name="mlm.team_volume_drain", acks_late=True)

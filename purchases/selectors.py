@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from django.db.models import Prefetch, QuerySet
 
-from accounts.models import User
+from accounts.models import User, Wallet
 from purchases.models import Option, Project, Purchase
+from purchases.signals import purchase_refund_preview
 
 
 def projects_for_sale() -> QuerySet[Project]:
@@ -25,3 +26,29 @@ def cheapest_active_option(*, project_id: int) -> Option | None:
     """The project's active option with the lowest unit price (pack price / pack shares)."""
     options = list(Option.objects.filter(project_id=project_id, is_active=True))
     return min(options, key=lambda o: (o.unit_price, o.pk), default=None)
+
+
+def refund_preview(*, purchase: Purchase) -> dict:
+    """What a refund of `purchase` takes back, and from whom; writes nothing.
+
+    The purchases part (the wallet credit) is computed here; the other apps add theirs
+    through the `purchase_refund_preview` signal (mlm: volumes, bonuses per recipient with
+    status and amount, pioneer status; tokens: the pack-sale revenue reversal). After the
+    refund it reads the same stored amounts, with the statuses they have now.
+    """
+    purchase = Purchase.objects.select_related("user", "project", "option").get(pk=purchase.pk)
+    preview = {
+        "purchase_id": purchase.pk, "buyer_id": purchase.user_id, "buyer_email": purchase.user.email,
+        "kind": purchase.kind, "price": purchase.price, "created_at": purchase.created_at,
+        "refundable": purchase.kind in Purchase.COUNTED_KINDS and purchase.refunded_at is None,
+        "refunded_at": purchase.refunded_at,
+        "wallet_credit": ({"user_id": purchase.user_id, "email": purchase.user.email, "wallet": Wallet.ACTIVE.value,
+                           "amount": purchase.price} if purchase.kind == Purchase.Kind.REGULAR else None),
+        "volumes": [], "bonuses": [], "pioneer": None, "revenue": None,
+    }
+    # `send`, not `send_robust`: an incomplete list of what a refund takes back must not pass
+    # for a complete one.
+    for _receiver, part in purchase_refund_preview.send(sender=Purchase, purchase=purchase):
+        if part:
+            preview.update(part)
+    return preview

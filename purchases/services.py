@@ -8,6 +8,13 @@ same amount on the active wallet (net zero), so the ledger tells the story.
 Both write the purchase and its ledger rows in one transaction, under the
 buyer's row lock, and send `purchase_completed` after the commit for counted
 kinds only.
+
+`purchase_refund` refunds a counted purchase (money-lifecycle §2): under the purchase's
+row lock it writes the `Refund`, marks the purchase refunded (it no longer counts),
+credits a regular purchase's price back to the active wallet, and sends
+`purchase_refunded` after the commit; `mlm` (clawback) and `tokens` (revenue reversal)
+take their part through that signal, each exactly once in its own transaction.
+`purchase_grant_revoke` reverses a bonus auto-purchase for mlm's clawback.
 """
 
 from __future__ import annotations
@@ -20,11 +27,11 @@ from django.utils import timezone
 
 from accounts.models import LedgerEntry, User, Wallet
 from accounts.services import InsufficientFunds, Posting, wallet_post
-from common.errors import IdempotencyConflict, field_error
+from common.errors import ConflictError, IdempotencyConflict, field_error
 from common.locks import lock_rows
 from common.money import format_money, to_money
-from purchases.models import Option, Purchase
-from purchases.signals import purchase_completed
+from purchases.models import Option, Purchase, Refund
+from purchases.signals import purchase_completed, purchase_refunded
 
 logger = logging.getLogger(__name__)
 
@@ -188,3 +195,97 @@ def purchase_grant(*, user: User, option: Option, shares: int, price, kind: str,
         ])
         _send_completed_after_commit(purchase)
     return purchase, True
+
+
+# --- refunds (money-lifecycle §2) ------------------------------------------------------------
+
+REFUND_REASON_MAX = 255
+
+
+def _unknown(purchase: Purchase) -> Exception:
+    return field_error("purchase", f"Unknown purchase {purchase.pk}.", code="unknown_purchase")
+
+
+def _send_refunded_after_commit(purchase: Purchase, refund: Refund) -> None:
+    def send():
+        for receiver, result in purchase_refunded.send_robust(sender=Purchase, purchase=purchase, refund=refund):
+            if isinstance(result, Exception):
+                logger.error("purchase_refunded receiver %r failed for purchase %s",
+                             receiver, purchase.pk, exc_info=result)
+
+    transaction.on_commit(send)
+
+
+def purchase_refund(*, purchase: Purchase, reason: str = "", refunded_by: User | None = None) -> Refund:
+    """Refund a `regular` or `legacy` purchase in full.
+
+    One transaction, under the purchase's row lock: the `Refund` row (who, when, why), the
+    purchase marked refunded (no longer counted), and for a `regular` purchase its price
+    credited back to the buyer's active wallet (reason `refund`, key `refund:<purchase id>`);
+    a `legacy` purchase moves no wallet money. `purchase_refunded` is sent after the commit.
+
+    A bonus auto-purchase is never refunded on its own (`not_refundable`); a second refund
+    raises `ConflictError` (`already_refunded`, HTTP 409). Writes nothing when it refuses.
+    """
+    reason = (reason or "").strip()
+    if len(reason) > REFUND_REASON_MAX:
+        raise field_error(
+            "reason", f"The reason is too long ({REFUND_REASON_MAX} characters at most).", code="reason_too_long")
+    with transaction.atomic():
+        locked = Purchase.objects.select_for_update().filter(pk=purchase.pk).first()
+        if locked is None:
+            raise _unknown(purchase)
+        if locked.kind not in Purchase.COUNTED_KINDS:
+            raise field_error(
+                "purchase", f"Purchase #{locked.pk} is a bonus auto-purchase: it is taken back with the refund of the "
+                "purchase that caused it, never on its own.", code="not_refundable")
+        if locked.refunded_at is not None:
+            raise field_error(
+                "purchase", f"Purchase #{locked.pk} was already refunded ({locked.refunded_at:%Y-%m-%d %H:%M} UTC).",
+                code="already_refunded", error_class=ConflictError)
+        now = timezone.now()
+        refund = Refund.objects.create(purchase=locked, amount=locked.price, reason=reason,
+                                       refunded_by=refunded_by, created_at=now)
+        Purchase.objects.filter(pk=locked.pk).update(refunded_at=now)
+        locked.refunded_at = now
+        if locked.kind == Purchase.Kind.REGULAR:
+            wallet_post([Posting(user_id=locked.user_id, wallet=Wallet.ACTIVE, amount=locked.price,
+                                 reason=LedgerEntry.Reason.REFUND, idempotency_key=f"refund:{locked.pk}",
+                                 cause=refund, created_by_id=refunded_by.pk if refunded_by else None,
+                                 description=f"Refund of purchase #{locked.pk}")])
+        _send_refunded_after_commit(locked, refund)
+    purchase.refunded_at = now
+    return refund
+
+
+def purchase_grant_revoke(*, purchase: Purchase, reason: str = "") -> Refund | None:
+    """Reverse a bonus auto-purchase (an options bonus taken back by a refund): its credit and
+    debit are reversed on the active wallet (two `bonus_reversal` rows, net zero) and it is
+    marked refunded with a `Refund` row, so its options no longer count. No signal.
+
+    Idempotent: None when it was already reversed. Called inside mlm's clawback transaction.
+    """
+    with transaction.atomic():
+        locked = Purchase.objects.select_for_update().filter(pk=purchase.pk).first()
+        if locked is None:
+            raise _unknown(purchase)
+        if locked.kind != Purchase.Kind.BONUS:
+            raise field_error("purchase", f"Purchase #{locked.pk} is not a bonus auto-purchase.", code="not_a_grant")
+        if locked.refunded_at is not None:
+            return None
+        now = timezone.now()
+        refund = Refund.objects.create(purchase=locked, amount=locked.price, reason=reason[:REFUND_REASON_MAX],
+                                       created_at=now)
+        Purchase.objects.filter(pk=locked.pk).update(refunded_at=now)
+        # The debit's reversal first, so the balance never dips below zero in between.
+        wallet_post([
+            Posting(user_id=locked.user_id, wallet=Wallet.ACTIVE, amount=locked.price,
+                    reason=LedgerEntry.Reason.BONUS_REVERSAL, idempotency_key=f"purchase:{locked.pk}:debit:reversal",
+                    cause=refund, description=f"Bonus auto-purchase #{locked.pk} reversed"),
+            Posting(user_id=locked.user_id, wallet=Wallet.ACTIVE, amount=-locked.price,
+                    reason=LedgerEntry.Reason.BONUS_REVERSAL,
+                    idempotency_key=f"purchase:{locked.pk}:credit:reversal", cause=refund,
+                    description=f"Bonus auto-purchase #{locked.pk} reversed (options revoked)"),
+        ])
+    purchase.refunded_at = now
+    return refund

@@ -18,7 +18,7 @@ from tokens.models import BuyOrder, BuyOrderConfig, BuyOrderConfigChange, BuyOrd
 
 @admin.register(Revenue)
 class RevenueAdmin(ReadOnlyAdmin):
-    list_display = ["id", "source", "amount", "currency", "amount_zar", "recorded_at", "external_ref"]
+    list_display = ["id", "source", "amount", "currency", "amount_zar", "recorded_at", "external_ref", "reverses"]
     list_filter = ["source", "currency"]
     search_fields = ["external_ref"]
     date_hierarchy = "recorded_at"

@@ -11,6 +11,8 @@ from django.conf import settings
 from django.utils import timezone
 
 TASK_NAME = "tokens: scheduled buy-order"
+REVERSALS_SWEEP_NAME = "tokens: sweep refund reversals"
+REVERSALS_SWEEP_TASK = "tokens.pack_sale_reversals_sweep"
 
 
 def seed(apps, schema_editor=None):
@@ -34,3 +36,18 @@ def seed(apps, schema_editor=None):
                                     enabled=config.enabled,
                                     description="Buys AZR with the available revenue, at most once per "
                                                 "period. Follows the buy-order settings.")
+    seed_reversals_sweep(apps)
+
+
+def seed_reversals_sweep(apps, schema_editor=None):
+    """The beat row of the refund-reversal sweeper (every 5 minutes), created only when missing."""
+    IntervalSchedule = apps.get_model("django_celery_beat", "IntervalSchedule")
+    PeriodicTask = apps.get_model("django_celery_beat", "PeriodicTask")
+    if PeriodicTask.objects.filter(name=REVERSALS_SWEEP_NAME).exists():
+        return  # an operator's edits survive
+    interval = (IntervalSchedule.objects.filter(every=5, period="minutes").first()
+                or IntervalSchedule.objects.create(every=5, period="minutes"))
+    PeriodicTask.objects.create(name=REVERSALS_SWEEP_NAME, task=REVERSALS_SWEEP_TASK, interval=interval,
+                                enabled=True,
+                                description="Every 5 minutes: reverses the pack-sale revenue of refunded purchases "
+                                            "whose refund message was lost.")

@@ -2,8 +2,9 @@
 
 Amounts are ZAR ``Decimal`` in ``DECIMAL(20,8)`` columns, token quantities likewise (the
 exact on-chain quantity of a buy is kept as base units too). Invariants live in the
-database: positive amounts, known choices, one settings row, one revenue record per
-(source, external reference), one buy-order per transaction hash and per schedule period.
+database: positive amounts (a revenue reversal is the one negative record, and only it),
+known choices, one settings row, one revenue record per (source, external reference), at
+most one reversal per record, one buy-order per transaction hash and per schedule period.
 """
 
 from __future__ import annotations
@@ -34,13 +35,19 @@ class Revenue(models.Model):
     amount_zar = MoneyField(help_text="The amount converted to ZAR when it was recorded.")
     recorded_at = models.DateTimeField(default=timezone.now, db_index=True)
     external_ref = models.CharField(max_length=200, null=True, blank=True)  # noqa: DJ001 - NULL: no reference
+    # A reversal (a refunded purchase's pack sale, money-lifecycle §2) is a negative record of
+    # the same amounts that points at the record it reverses; every other record is positive.
+    reverses = models.OneToOneField("self", null=True, blank=True, on_delete=models.PROTECT,
+                                    related_name="reversal", help_text="The record this one reverses (a refund).")
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
         ordering = ["-recorded_at", "-id"]
         constraints = [
-            models.CheckConstraint(condition=Q(amount__gt=0), name="revenue_amount_gt_0"),
-            models.CheckConstraint(condition=Q(amount_zar__gt=0), name="revenue_amount_zar_gt_0"),
+            models.CheckConstraint(
+                condition=(Q(reverses__isnull=True, amount__gt=0, amount_zar__gt=0)
+                           | Q(reverses__isnull=False, amount__lt=0, amount_zar__lt=0)),
+                name="revenue_sign_follows_reversal"),
             models.CheckConstraint(condition=Q(rate_to_zar__gt=0), name="revenue_rate_gt_0"),
             models.CheckConstraint(condition=Q(source__in=["course_sale", "subscription", "pack_sale", "other"]),
                                    name="revenue_source_known"),
@@ -50,7 +57,8 @@ class Revenue(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.get_source_display()} {self.amount} {self.currency} (= {self.amount_zar} ZAR)"
+        what = "reversal" if self.reverses_id else self.get_source_display()
+        return f"{what} {self.amount} {self.currency} (= {self.amount_zar} ZAR)"
 
 
 class ExchangeRate(models.Model):

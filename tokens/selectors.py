@@ -38,7 +38,10 @@ def unspent_revenue() -> Decimal:
 
 
 def available_revenue(*, config: BuyOrderConfig | None = None) -> Decimal:
-    """(Σ revenue − Σ used by completed or pending orders) × percentage, rounded down to the cent."""
+    """(Σ revenue − Σ used by completed or pending orders) × percentage, rounded down to the cent.
+
+    Never below zero: a refund's reversal of revenue already spent on buys leaves the unspent
+    total negative, and then nothing is available until new revenue has made up the deficit."""
     config = config or buy_order_config()
     unspent = unspent_revenue()
     if unspent <= 0:
@@ -107,3 +110,16 @@ def buy_order_chart_points(*, limit: int = 200) -> list[dict]:
             .order_by("-completed_at", "-id")
             .values("completed_at", "tokens_received", "price_per_token", "amount")[:limit])
     return list(reversed(list(rows)))
+
+
+def pack_sale_reversal_preview(*, purchase) -> dict | None:
+    """The pack-sale revenue a refund of `purchase` reverses (None when none was recorded):
+    the record, its amounts, and the reversal if made."""
+    original = (Revenue.objects.filter(source=Revenue.Source.PACK_SALE, external_ref=f"purchase:{purchase.pk}")
+                .select_related("reversal").first())
+    if original is None:
+        return None
+    reversal = getattr(original, "reversal", None)
+    return {"revenue_id": original.pk, "amount": original.amount, "currency": original.currency,
+            "amount_zar": original.amount_zar, "reversed": reversal is not None,
+            "reversal_id": reversal.pk if reversal else None}

@@ -1,5 +1,10 @@
 """Writes of the tokens app: revenue, exchange rates, settings and schedule, buy-orders.
 
+Revenue: ``revenue_track`` records it once per (source, reference); a counted purchase is
+``pack_sale`` revenue (``revenue_record_pack_sale``), and its refund reverses it with a negative
+record of the same amounts (``revenue_reverse_pack_sale``, exactly once; a sweeper catches lost
+messages).
+
 A buy-order (``buy_order_execute``, or ``buy_order_run_scheduled`` for the beat task):
 
 1. refused when the kill switch is off or the given price is <= 0 (no row);
@@ -32,10 +37,13 @@ from decimal import ROUND_DOWN, Decimal
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
+from django.db.models import CharField, Exists, OuterRef, Value
+from django.db.models.functions import Cast, Concat
 from django.utils import timezone
 
 from common.errors import field_error
 from common.money import MONEY_QUANTUM, ZERO, format_money, round_money, to_decimal, to_money
+from purchases.models import Purchase, Refund
 from tokens import schedule as sched
 from tokens.chain import (
     BuyReceipt,
@@ -179,11 +187,74 @@ def revenue_record_pack_sale(*, purchase) -> Revenue | None:
         return None
     try:
         return revenue_track(source=Revenue.Source.PACK_SALE, amount=purchase.price, currency="USD",
-                             external_ref=f"purchase:{purchase.pk}", recorded_at=purchase.created_at)
+                             external_ref=_pack_sale_ref(purchase.pk), recorded_at=purchase.created_at)
     except ValidationError as exc:
         logger.error("pack-sale revenue of purchase %s (%s USD) NOT recorded: %s -- fix it, then run "
                      "`manage.py tokens_record_pack_sales`", purchase.pk, purchase.price, exc.messages)
         return None
+
+
+def _pack_sale_ref(purchase_id) -> str:
+    return f"purchase:{purchase_id}"
+
+
+def _refund_ref(refund_id) -> str:
+    return f"refund:{refund_id}"
+
+
+def revenue_reverse_pack_sale(*, refund_id: int) -> Revenue | None:
+    """Reverse the `pack_sale` revenue of a refunded purchase (money-lifecycle §2): a negative
+    record of the same amounts (same currency, rate and ZAR amount as recorded), source
+    `pack_sale`, `external_ref` = `refund:<refund id>`, pointing at the record it reverses.
+
+    Exactly once: the reversal is unique per record (`reverses`) and per reference; a retry
+    returns the first one. None when the purchase's sale was never recorded (nothing to take
+    back). The available revenue never goes below zero (`available_revenue` clamps it): when
+    the revenue was already spent on buys, the deficit is made up by the next revenue first.
+    """
+    refund = Refund.objects.filter(pk=refund_id).first()
+    if refund is None:
+        raise ValidationError({"refund_id": ValidationError(f"Unknown refund {refund_id}.", code="unknown_refund")})
+    original = Revenue.objects.filter(source=Revenue.Source.PACK_SALE,
+                                      external_ref=_pack_sale_ref(refund.purchase_id)).first()
+    if original is None:
+        return None
+    existing = Revenue.objects.filter(reverses=original).first()
+    if existing is not None:
+        return existing
+    try:
+        with transaction.atomic():
+            record = Revenue.objects.create(
+                source=Revenue.Source.PACK_SALE, amount=-original.amount, currency=original.currency,
+                rate_to_zar=original.rate_to_zar, amount_zar=-original.amount_zar,
+                external_ref=_refund_ref(refund.pk), reverses=original)
+    except IntegrityError:  # a concurrent retry reversed it first
+        return Revenue.objects.get(reverses=original)
+    logger.info("revenue %s reversed by %s (refund %s): %s ZAR", original.pk, record.pk, refund.pk,
+                record.amount_zar)
+    return record
+
+
+def pack_sale_reversals_sweep(*, older_than_minutes: int = 5, limit: int = 500) -> int:
+    """Reverse the recorded pack-sale revenue of refunds that have no reversal after some
+    minutes (a lost message). One query finds them (an anti-join on the references)."""
+    def ref(prefix, field_name):
+        return Concat(Value(prefix), Cast(OuterRef(field_name), CharField()), output_field=CharField())
+
+    cutoff = timezone.now() - timedelta(minutes=older_than_minutes)
+    ids = list(Refund.objects.filter(created_at__lt=cutoff, purchase__kind__in=Purchase.COUNTED_KINDS)
+               .filter(Exists(Revenue.objects.filter(source=Revenue.Source.PACK_SALE,
+                                                     external_ref=ref("purchase:", "purchase_id"))))
+               .exclude(Exists(Revenue.objects.filter(source=Revenue.Source.PACK_SALE,
+                                                      external_ref=ref("refund:", "pk"))))
+               .order_by("id").values_list("id", flat=True)[:limit])
+    done = 0
+    for refund_id in ids:
+        try:
+            done += revenue_reverse_pack_sale(refund_id=refund_id) is not None
+        except Exception:  # one bad row must not stop the sweep; logged, retried next time
+            logger.exception("tokens: reversing the pack-sale revenue of refund %s failed", refund_id)
+    return done
 
 
 # --- Settings and schedule ---------------------------------------------------------------------

@@ -11,3 +11,21 @@ def buy_order_scheduled() -> dict:
     result = buy_order_run_scheduled()
     return {key: (str(value) if value is not None and not isinstance(value, bool | int) else value)
             for key, value in result.as_dict().items()}
+
+
+@shared_task(name="tokens.pack_sale_reverse", acks_late=True, autoretry_for=(Exception,), retry_backoff=True,
+             max_retries=5)
+def pack_sale_reverse(refund_id: int) -> int | None:
+    """Reverse a refunded purchase's pack-sale revenue (idempotent)."""
+    from tokens.services import revenue_reverse_pack_sale
+
+    record = revenue_reverse_pack_sale(refund_id=refund_id)
+    return record.pk if record else None
+
+
+@shared_task(name="tokens.pack_sale_reversals_sweep", acks_late=True)
+def pack_sale_reversals_sweep() -> int:
+    """The beat task: reversals whose message was lost."""
+    from tokens.services import pack_sale_reversals_sweep as sweep
+
+    return sweep()

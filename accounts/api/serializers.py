@@ -1,3 +1,4 @@
+from drf_spectacular.utils import extend_schema_serializer
 from rest_framework import serializers
 
 from accounts.models import LedgerEntry, User, Wallet
@@ -71,7 +72,38 @@ class LedgerFilterSerializer(serializers.Serializer):
 
 
 class TransferInputSerializer(serializers.Serializer):
+    amount = MoneyInputField(help_text="USD moved from the passive to the active wallet; the transfer bonus "
+                                       "(a setting, 2% by default) is credited on top.")
+
+
+class MemberTransferInputSerializer(serializers.Serializer):
+    email = serializers.EmailField(required=False, help_text="The receiver's e-mail…")
+    referral_code = serializers.CharField(required=False, max_length=16, help_text="…or referral code.")
+    wallet = serializers.ChoiceField(choices=Wallet.choices, default=Wallet.ACTIVE,
+                                     help_text="My wallet to pay from; the receiver is credited on the active one.")
     amount = MoneyInputField()
+
+    def validate(self, attrs):
+        if bool(attrs.get("email")) == bool(attrs.get("referral_code")):
+            raise serializers.ValidationError("Name the receiver by email or by referral_code (one of them).",
+                                              code="receiver_required")
+        return attrs
+
+
+class MemberTransferOutputSerializer(serializers.Serializer):
+    receiver = serializers.EmailField(help_text="The receiver's e-mail.")
+    wallet = serializers.CharField()
+    amount = serializers.DecimalField(max_digits=20, decimal_places=8)
+    entries = LedgerEntrySerializer(many=True, help_text="My side of the transfer (the debit).")
+
+
+@extend_schema_serializer(component_name="ApiError")
+class ErrorSerializer(serializers.Serializer):
+    """The API's error body (common.api.exception_handler)."""
+
+    message = serializers.CharField()
+    code = serializers.CharField()
+    errors = serializers.DictField()
 
 
 class ServiceDepositInputSerializer(serializers.Serializer):

@@ -8,5 +8,6 @@ urlpatterns = [
     path("me/", views.MeView.as_view(), name="me"),
     path("me/ledger/", views.LedgerView.as_view(), name="me-ledger"),
     path("me/transfer/", views.TransferView.as_view(), name="me-transfer"),
+    path("me/transfers/", views.MemberTransferView.as_view(), name="me-transfers"),
     path("service/deposits/", views.ServiceDepositView.as_view(), name="service-deposit"),
 ]

@@ -2,7 +2,7 @@
 
 from django.contrib.auth import authenticate
 from django.db import transaction
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import status
 from rest_framework.authtoken.models import Token
 from rest_framework.generics import ListAPIView
@@ -14,8 +14,13 @@ from rest_framework_api_key.permissions import HasAPIKey
 
 from accounts.api import serializers as s
 from accounts.models import User
-from accounts.selectors import ledger_for, user_by_referral_code
-from accounts.services import member_create, wallet_deposit_with_status, wallet_transfer_to_active
+from accounts.selectors import ledger_for, member_by_email_or_referral_code, user_by_referral_code
+from accounts.services import (
+    member_create,
+    wallet_deposit_with_status,
+    wallet_transfer_to_active_with_status,
+    wallet_transfer_to_member_with_status,
+)
 from common.api import error_response
 from common.errors import field_error
 
@@ -83,17 +88,61 @@ class LedgerView(ListAPIView):
         return ledger_for(user=self.request.user, wallet=filters.validated_data.get("wallet"))
 
 
+IDEMPOTENCY_HEADER = OpenApiParameter(
+    "Idempotency-Key", str, OpenApiParameter.HEADER, required=False,
+    description="Send the same key (≤ 100 printable ASCII characters) when retrying: the transfer is made once "
+                "and the retry returns it (HTTP 200). The same key with another body → 422.")
+TRANSFER_ERRORS = {
+    400: OpenApiResponse(s.ErrorSerializer, description="Invalid input or a short balance (code "
+                                                        "`insufficient_funds`): nothing was written."),
+    422: OpenApiResponse(s.ErrorSerializer, description="The Idempotency-Key was used with a different body "
+                                                        "(code `idempotency_conflict`)."),
+}
+
+
 class TransferView(APIView):
-    @extend_schema(request=s.TransferInputSerializer, responses={201: s.LedgerEntrySerializer(many=True)},
-                   parameters=[OpenApiParameter("Idempotency-Key", str, OpenApiParameter.HEADER,
-                                                required=False)],
-                   tags=["me"], summary="Move money from my passive wallet to my active wallet")
+    @extend_schema(request=s.TransferInputSerializer,
+                   responses={201: s.LedgerEntrySerializer(many=True),
+                              200: OpenApiResponse(s.LedgerEntrySerializer(many=True),
+                                                   description="A retry with the same Idempotency-Key: the first "
+                                                               "transfer's rows."),
+                              **TRANSFER_ERRORS},
+                   parameters=[IDEMPOTENCY_HEADER], tags=["me"],
+                   summary="Move money from my passive wallet to my active wallet (with the transfer bonus)")
     def post(self, request):
         data = s.TransferInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        rows = wallet_transfer_to_active(user=request.user, amount=data.validated_data["amount"],
-                                         idempotency_key=request.headers.get("Idempotency-Key"))
-        return Response(s.LedgerEntrySerializer(rows, many=True).data, status=status.HTTP_201_CREATED)
+        rows, created = wallet_transfer_to_active_with_status(
+            user=request.user, amount=data.validated_data["amount"],
+            idempotency_key=request.headers.get("Idempotency-Key"))
+        return Response(s.LedgerEntrySerializer(rows, many=True).data,
+                        status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
+
+
+class MemberTransferView(APIView):
+    @extend_schema(request=s.MemberTransferInputSerializer,
+                   responses={201: s.MemberTransferOutputSerializer,
+                              200: OpenApiResponse(s.MemberTransferOutputSerializer,
+                                                   description="A retry with the same Idempotency-Key: the first "
+                                                               "transfer."),
+                              **TRANSFER_ERRORS},
+                   parameters=[IDEMPOTENCY_HEADER], tags=["me"],
+                   summary="Send money to another member's active wallet (by e-mail or referral code)")
+    def post(self, request):
+        data = s.MemberTransferInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        v = data.validated_data
+        receiver = member_by_email_or_referral_code(email=v.get("email"), referral_code=v.get("referral_code"))
+        if receiver is None:
+            field = "email" if v.get("email") else "referral_code"
+            raise field_error(field, "No member with this e-mail or referral code.", code="unknown_member")
+        rows, created = wallet_transfer_to_member_with_status(
+            sender=request.user, receiver=receiver, amount=v["amount"], wallet=v["wallet"],
+            idempotency_key=request.headers.get("Idempotency-Key"))
+        mine = [row for row in rows if row.user_id == request.user.pk]
+        return Response(s.MemberTransferOutputSerializer({"receiver": receiver.email, "wallet": v["wallet"],
+                                                          "amount": -mine[0].amount, "entries": mine}).data,
+                        status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
 
 
 class ServiceDepositView(APIView):

@@ -1,6 +1,6 @@
 from rest_framework import serializers
 
-from purchases.models import Option, Project, Purchase
+from purchases.models import Option, Project, Purchase, Refund
 from purchases.services import MAX_PACKS
 
 
@@ -34,9 +34,109 @@ class PurchaseSerializer(serializers.ModelSerializer):
     class Meta:
         model = Purchase
         fields = ["id", "project", "option", "option_name", "kind", "packs", "shares", "price",
-                  "created_at"]
+                  "created_at", "refunded_at"]
         read_only_fields = fields
 
 
 class PurchaseFilterSerializer(serializers.Serializer):
     kind = serializers.ChoiceField(choices=Purchase.Kind.choices, required=False)
+
+
+# --- refunds (staff) -------------------------------------------------------------------------
+
+MONEY = {"max_digits": 20, "decimal_places": 8}
+
+
+class RefundErrorSerializer(serializers.Serializer):
+    """The API error body ({message, code, errors}) of the refund endpoint."""
+
+    message = serializers.CharField()
+    code = serializers.CharField()
+    errors = serializers.DictField()
+
+
+class RefundInputSerializer(serializers.Serializer):
+    reason = serializers.CharField(max_length=255, required=False, allow_blank=True, default="",
+                                   help_text="Why (kept with the refund).")
+
+
+class RefundSerializer(serializers.ModelSerializer):
+    refunded_by = serializers.EmailField(source="refunded_by.email", read_only=True, allow_null=True, default=None)
+
+    class Meta:
+        model = Refund
+        fields = ["id", "purchase", "amount", "reason", "refunded_by", "created_at"]
+        read_only_fields = fields
+
+
+class WalletCreditSerializer(serializers.Serializer):
+    user_id = serializers.IntegerField()
+    email = serializers.EmailField()
+    wallet = serializers.CharField()
+    amount = serializers.DecimalField(**MONEY)
+
+
+class VolumeTakenBackSerializer(serializers.Serializer):
+    user_id = serializers.IntegerField()
+    email = serializers.CharField()
+    volume = serializers.ChoiceField(choices=["pv", "monthly_pv", "fv"])
+    month = serializers.DateField(allow_null=True)
+    amount = serializers.DecimalField(**MONEY)
+
+
+class BonusTakenBackSerializer(serializers.Serializer):
+    bonus_id = serializers.IntegerField()
+    user_id = serializers.IntegerField()
+    email = serializers.CharField()
+    kind = serializers.CharField()
+    status = serializers.CharField(help_text="The bonus's status now.")
+    amount = serializers.DecimalField(**MONEY)
+    action = serializers.ChoiceField(choices=["cancel", "reverse", "revoke", "none"],
+                                     help_text="cancel a pending bonus; reverse a paid cash bonus (passive debit, "
+                                               "the rest as clawback debt); revoke an options bonus and its "
+                                               "auto-purchase; none: already taken back.")
+    debit = serializers.DecimalField(**MONEY, help_text="reverse: what the passive balance covers now.")
+    debt = serializers.DecimalField(**MONEY, help_text="reverse: what becomes clawback debt.")
+    granted_purchase_id = serializers.IntegerField(allow_null=True)
+
+
+class PioneerTakenBackSerializer(serializers.Serializer):
+    user_id = serializers.IntegerField()
+    email = serializers.CharField()
+    action = serializers.ChoiceField(choices=["withdraw", "keep"])
+    other_purchase_id = serializers.IntegerField(allow_null=True)
+
+
+class RevenueReversalSerializer(serializers.Serializer):
+    revenue_id = serializers.IntegerField()
+    amount = serializers.DecimalField(**MONEY)
+    currency = serializers.CharField()
+    amount_zar = serializers.DecimalField(**MONEY)
+    reversed = serializers.BooleanField()
+    reversal_id = serializers.IntegerField(allow_null=True)
+
+
+class RefundPreviewSerializer(serializers.Serializer):
+    """What a refund takes back, from whom (`purchases.selectors.refund_preview`)."""
+
+    purchase_id = serializers.IntegerField()
+    buyer_id = serializers.IntegerField()
+    buyer_email = serializers.EmailField()
+    kind = serializers.CharField()
+    price = serializers.DecimalField(**MONEY)
+    refunded_at = serializers.DateTimeField(allow_null=True)
+    wallet_credit = WalletCreditSerializer(allow_null=True)
+    mlm_processed = serializers.BooleanField(required=False,
+                                             help_text="False: refunded before mlm processed it (nothing paid).")
+    clawback_done = serializers.BooleanField(required=False,
+                                             help_text="False: mlm's clawback is still queued (it runs after the "
+                                                       "refund's commit).")
+    volumes = VolumeTakenBackSerializer(many=True)
+    bonuses = BonusTakenBackSerializer(many=True)
+    pioneer = PioneerTakenBackSerializer(allow_null=True)
+    revenue = RevenueReversalSerializer(allow_null=True)
+
+
+class RefundResultSerializer(serializers.Serializer):
+    refund = RefundSerializer()
+    taken_back = RefundPreviewSerializer()

@@ -1,11 +1,15 @@
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from django.shortcuts import get_object_or_404
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import status
 from rest_framework.generics import ListAPIView, RetrieveAPIView
+from rest_framework.permissions import IsAdminUser
 from rest_framework.response import Response
+from rest_framework.views import APIView
 
 from purchases.api import serializers as s
-from purchases.selectors import projects_for_sale, purchases_for
-from purchases.services import purchase_create_with_status
+from purchases.models import Purchase
+from purchases.selectors import projects_for_sale, purchases_for, refund_preview
+from purchases.services import purchase_create_with_status, purchase_refund
 
 IDEMPOTENCY_HEADER = OpenApiParameter(
     "Idempotency-Key", str, OpenApiParameter.HEADER, required=False,
@@ -61,3 +65,32 @@ class PurchaseDetailView(RetrieveAPIView):
 
     def get_queryset(self):
         return purchases_for(user=self.request.user)
+
+
+class PurchaseRefundView(APIView):
+    """Staff: refund any member's purchase (money-lifecycle §2)."""
+
+    permission_classes = [IsAdminUser]
+
+    @extend_schema(
+        request=s.RefundInputSerializer,
+        responses={201: s.RefundResultSerializer,
+                   400: OpenApiResponse(s.RefundErrorSerializer,
+                                        description="Not refundable (`not_refundable`: a bonus auto-purchase) or bad "
+                                                    "input."),
+                   403: OpenApiResponse(s.RefundErrorSerializer, description="Staff only."),
+                   404: OpenApiResponse(s.RefundErrorSerializer, description="No such purchase."),
+                   409: OpenApiResponse(s.RefundErrorSerializer, description="Already refunded (`already_refunded`).")},
+        tags=["purchases"], summary="Refund a purchase (staff)",
+        description="A full refund: the price back to the buyer's active wallet (regular purchases), and — "
+                    "after the commit, exactly once — volumes, bonuses (clawback), options bonuses, pioneer "
+                    "status and pack-sale revenue taken back. `taken_back` lists what is taken back from whom; "
+                    "`clawback_done` says whether mlm's part has already run.")
+    def post(self, request, pk):
+        data = s.RefundInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        purchase = get_object_or_404(Purchase, pk=pk)
+        refund = purchase_refund(purchase=purchase, reason=data.validated_data["reason"], refunded_by=request.user)
+        return Response({"refund": s.RefundSerializer(refund).data,
+                         "taken_back": s.RefundPreviewSerializer(refund_preview(purchase=purchase)).data},
+                        status=status.HTTP_201_CREATED)

@@ -89,7 +89,8 @@ def test_transfer_api(member_client):
     assert r.status_code == 201, r.content
     client.post("/api/me/transfer/", {"amount": "15"}, format="json", HTTP_IDEMPOTENCY_KEY="t1")
     user.refresh_from_db()
-    assert (user.balance_active, user.balance_passive) == (Decimal("15"), Decimal("25"))
+    # 15 moved, plus the 2% transfer bonus (0.30) on the active wallet.
+    assert (user.balance_active, user.balance_passive) == (Decimal("15.30"), Decimal("25"))
     r = client.post("/api/me/transfer/", {"amount": "100"}, format="json")
     assert r.status_code == 400 and "Insufficient" in r.json()["message"]
     for bad in ("-1", "0", "abc", "NaN"):

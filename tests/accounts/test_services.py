@@ -124,7 +124,8 @@ def test_transfer_passive_to_active():
     wallet_transfer_to_active(user=user, amount="12.5", idempotency_key="k1")
     wallet_transfer_to_active(user=user, amount="12.5", idempotency_key="k1")  # retry: no-op
     user.refresh_from_db()
-    assert (user.balance_passive, user.balance_active) == (Decimal("17.5"), Decimal("12.5"))
+    # 12.50 moved, plus the 2% transfer bonus (0.25) on the active wallet.
+    assert (user.balance_passive, user.balance_active) == (Decimal("17.5"), Decimal("12.75"))
     with pytest.raises(InsufficientFunds):
         wallet_transfer_to_active(user=user, amount="17.51")
     assert ledger_mismatches() == []

@@ -1,0 +1,176 @@
+"""The withdrawal queue: operators filter and search requests, approve them in bulk, export the
+approved ones as a CSV for the payment batch, mark them paid with the references, or reject
+them with a reason. Every action calls the services and shows their refusals."""
+
+from __future__ import annotations
+
+import csv
+
+from django import forms
+from django.contrib import admin, messages
+from django.contrib.admin import helpers
+from django.core.exceptions import ValidationError
+from django.http import StreamingHttpResponse
+from django.shortcuts import render
+from django.utils import timezone
+
+from withdrawals.models import Withdrawal, WithdrawalEvent
+from withdrawals.services import TX_REF_MAX_LENGTH, withdrawal_approve, withdrawal_mark_paid, withdrawal_reject
+
+CSV_COLUMNS = ["id", "member", "method", "destination", "net_amount", "created_at"]
+
+
+class _Echo:
+    """A write-only file for csv.writer: returns the line instead of storing it."""
+
+    def write(self, value: str) -> str:
+        return value
+
+
+def _csv_cell(value) -> str:
+    """Text a spreadsheet will not run as a formula (CSV injection)."""
+    text = "" if value is None else str(value)
+    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
+
+
+class WithdrawalEventInline(admin.TabularInline):
+    model = WithdrawalEvent
+    fields = ("created_at", "status", "actor", "message", "emailed_at")
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
+class MarkPaidForm(forms.Form):
+    """One reference field per approved withdrawal; rows left blank are not touched."""
+
+    def __init__(self, *args, withdrawals, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.withdrawals = list(withdrawals)
+        for w in self.withdrawals:
+            self.fields[f"tx_ref_{w.pk}"] = forms.CharField(
+                label=f"#{w.pk} {w.user.email} — {w.net_amount:,.2f} USD to {w.destination}",
+                max_length=TX_REF_MAX_LENGTH, required=False)
+
+    def references(self) -> list[tuple[Withdrawal, str]]:
+        return [(w, self.cleaned_data[f"tx_ref_{w.pk}"].strip()) for w in self.withdrawals
+                if self.cleaned_data.get(f"tx_ref_{w.pk}", "").strip()]
+
+
+class RejectForm(forms.Form):
+    reason = forms.CharField(max_length=255, widget=forms.Textarea(attrs={"rows": 3}),
+                             help_text="Shown to the member(s).")
+
+
+@admin.register(Withdrawal)
+class WithdrawalAdmin(admin.ModelAdmin):
+    list_display = ("id", "created_at", "user", "method", "destination", "amount", "fee", "net_amount", "status",
+                    "tx_ref")
+    list_filter = ("status", "method", "created_at")
+    search_fields = ("user__email", "destination", "tx_ref")
+    list_select_related = ("user",)
+    date_hierarchy = "created_at"
+    ordering = ("created_at", "id")
+    readonly_fields = [f.name for f in Withdrawal._meta.fields]
+    inlines = [WithdrawalEventInline]
+    actions = ["approve_action", "export_approved_csv_action", "mark_paid_action", "reject_action"]
+
+    # The rows are read-only (every change goes through an action and its service); the change
+    # permission is what lets an operator run the actions.
+    def has_add_permission(self, request):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return obj is None and super().has_change_permission(request)
+
+    def _report(self, request, done: int, verb: str, errors: list[str]) -> None:
+        if done:
+            self.message_user(request, f"{done} withdrawal(s) {verb}.", messages.SUCCESS)
+        for error in errors:
+            self.message_user(request, error, messages.ERROR)
+
+    @admin.action(description="Approve the selected withdrawals", permissions=["change"])
+    def approve_action(self, request, queryset):
+        done, errors = 0, []
+        for w in queryset.order_by("id"):
+            try:
+                withdrawal_approve(withdrawal=w, approved_by=request.user)
+                done += 1
+            except ValidationError as exc:
+                errors.append(f"#{w.pk}: {' '.join(exc.messages)}")
+        self._report(request, done, "approved", errors)
+
+    @admin.action(description="Export the approved ones as CSV (payment batch)", permissions=["change"])
+    def export_approved_csv_action(self, request, queryset):
+        rows = queryset.filter(status=Withdrawal.Status.APPROVED).select_related("user").order_by("created_at", "id")
+        writer = csv.writer(_Echo())
+
+        def lines():
+            yield writer.writerow(CSV_COLUMNS)
+            for w in rows.iterator(chunk_size=1000):
+                yield writer.writerow([_csv_cell(v) for v in (w.pk, w.user.email, w.method, w.destination,
+                                                               w.net_amount, w.created_at.isoformat())])
+
+        response = StreamingHttpResponse(lines(), content_type="text/csv; charset=utf-8")
+        stamp = timezone.now().strftime("%Y%m%d-%H%M%S")
+        response["Content-Disposition"] = f'attachment; filename="withdrawals-approved-{stamp}.csv"'
+        return response
+
+    def _intermediate(self, request, *, action: str, title: str, form, rows, template: str):
+        context = {**self.admin_site.each_context(request), "title": title, "form": form, "rows": rows,
+                   "action": action, "opts": self.model._meta,
+                   "selected": request.POST.getlist(helpers.ACTION_CHECKBOX_NAME),
+                   "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME}
+        return render(request, template, context)
+
+    @admin.action(description="Mark paid… (enter the transaction references)", permissions=["change"])
+    def mark_paid_action(self, request, queryset):
+        approved = list(queryset.filter(status=Withdrawal.Status.APPROVED).select_related("user").order_by("id"))
+        if not approved:
+            self.message_user(request, "None of the selected withdrawals is approved.", messages.WARNING)
+            return None
+        form = MarkPaidForm(request.POST if "apply" in request.POST else None, withdrawals=approved)
+        if "apply" in request.POST and form.is_valid():
+            done, errors = 0, []
+            for w, tx_ref in form.references():
+                try:
+                    withdrawal_mark_paid(withdrawal=w, tx_ref=tx_ref, paid_by=request.user)
+                    done += 1
+                except ValidationError as exc:
+                    errors.append(f"#{w.pk}: {' '.join(exc.messages)}")
+            if not done and not errors:
+                errors.append("No reference was entered: nothing was marked paid.")
+            self._report(request, done, "marked paid", errors)
+            return None
+        return self._intermediate(request, action="mark_paid_action", title="Mark withdrawals paid",
+                                  form=form, rows=approved, template="admin/withdrawals/withdrawal/mark_paid.html")
+
+    @admin.action(description="Reject… (with a reason; the amounts go back)", permissions=["change"])
+    def reject_action(self, request, queryset):
+        held = list(queryset.filter(status__in=Withdrawal.HELD).select_related("user").order_by("id"))
+        if not held:
+            self.message_user(request, "None of the selected withdrawals can be rejected (requested or approved "
+                                       "only).", messages.WARNING)
+            return None
+        form = RejectForm(request.POST if "apply" in request.POST else None)
+        if "apply" in request.POST and form.is_valid():
+            done, errors = 0, []
+            for w in held:
+                try:
+                    withdrawal_reject(withdrawal=w, reason=form.cleaned_data["reason"], rejected_by=request.user)
+                    done += 1
+                except ValidationError as exc:
+                    errors.append(f"#{w.pk}: {' '.join(exc.messages)}")
+            self._report(request, done, "rejected", errors)
+            return None
+        return self._intermediate(request, action="reject_action", title="Reject withdrawals",
+                                  form=form, rows=held, template="admin/withdrawals/withdrawal/reject.html")
