@@ -135,14 +135,14 @@ def payout_run_with_status(*, month: date, created_by: User | None = None) -> tu
 def _notify_paid(run: PayoutRun, bonuses: list[Bonus]) -> None:
     """One notification per member paid (the root excluded), summing what the run credited."""
     from accounts.selectors import system_root
-    from mlm.engine import notifications_save as _notifications_save
+    from mlm.engine import notifications_save
 
     per_member: dict[int, list] = defaultdict(lambda: [0, ZERO])
     for b in bonuses:
         per_member[b.user_id][0] += 1
         per_member[b.user_id][1] += b.amount
     root_id = system_root().pk if per_member else None
-    _notifications_save([
+    notifications_save([
         Notification(user_id=uid, kind=Notification.PAYOUT, amount=amount,
                      message=_payout_message(run.month, count, amount))
         for uid, (count, amount) in sorted(per_member.items()) if uid != root_id])

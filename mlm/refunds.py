@@ -45,6 +45,7 @@ from django.utils import timezone
 from accounts.models import LedgerEntry, User, Wallet, path_decode
 from accounts.services import Posting, wallet_post
 from common.locks import lock_rows
+from mlm.engine import notifications_save, team_volume_enqueue
 from mlm.models import (
     Bonus,
     MemberStats,
@@ -56,7 +57,6 @@ from mlm.models import (
     month_start,
 )
 from mlm.selectors import fv_upline_ids
-from mlm.services import _notifications_save, team_volume_enqueue
 from purchases.models import Purchase, Refund
 from purchases.services import purchase_grant_revoke
 
@@ -181,7 +181,7 @@ def _notify_taken_back(bonuses: list[Bonus], *, root_id: int, purchase: Purchase
         rows.append(Notification(user_id=b.user_id, kind=b.kind, amount=b.amount, bonus=b,
                                  message=f"{Bonus.Kind(b.kind).label} bonus of {b.amount:,.2f} USD on purchase "
                                          f"#{purchase.pk} {what}: the purchase was refunded."[:255]))
-    _notifications_save(rows)
+    notifications_save(rows)
 
 
 def refunds_sweep(*, older_than_minutes: int = 5, limit: int = 500) -> int:
