@@ -34,6 +34,7 @@ from django.db.models.functions import Concat, Substr
 
 from accounts.models import DebtEntry, LedgerEntry, User, Wallet, WalletSettings, path_encode
 from accounts.selectors import system_root
+from common.bulk import insert_many, update_many
 from common.errors import IdempotencyConflict, field_error
 from common.locks import lock_rows
 from common.money import MONEY_DECIMAL_PLACES, MONEY_MAX, MONEY_QUANTUM, format_money, round_money, to_money
@@ -286,11 +287,12 @@ def _post(postings: Sequence[Posting], keys: list[str]) -> list[LedgerEntry]:
                 user_id=p.user_id, amount=-repaid, debt_after=user.clawback_debt,
                 reason=DebtEntry.Reason.REPAYMENT, description=p.description[:255],
                 idempotency_key=key, cause_type=cause_type, cause_id=cause_id))
-    changed = [users[uid] for uid in sorted({p.user_id for p in todo})]
-    User.objects.bulk_update(changed, ["balance_active", "balance_passive", "clawback_debt"])
+    update_many(User, {uid: {"balance_active": users[uid].balance_active,
+                             "balance_passive": users[uid].balance_passive,
+                             "clawback_debt": users[uid].clawback_debt} for uid in {p.user_id for p in todo}})
     if debts:
-        DebtEntry.objects.bulk_create(debts)
-    return LedgerEntry.objects.bulk_create(rows) if rows else []
+        insert_many(debts)
+    return insert_many(rows)
 
 
 def _deposit_key(reference: str) -> str:

@@ -32,6 +32,7 @@ from django.utils import timezone
 
 from accounts.models import LedgerEntry, User, Wallet, path_decode
 from accounts.services import Posting, wallet_post
+from common.bulk import insert_many
 from common.money import ZERO
 from mlm import payouts, rules
 from mlm.models import (
@@ -200,8 +201,7 @@ def outcomes_write(plan: Plan, loaded: Loaded, purchases: dict[int, Purchase],
                              idempotency_key=f"mlm:{b.kind}:{o.purchase_id}", created_at=now)
             grants.append(grant)
             grant_of[(o.purchase_id, i)] = grant
-    if grants:
-        Purchase.objects.bulk_create(grants)
+    insert_many(grants)
 
     rows = []
     for o in outcomes:
@@ -214,7 +214,7 @@ def outcomes_write(plan: Plan, loaded: Loaded, purchases: dict[int, Purchase],
                               amount=b.amount, compression_applied=b.compression_applied,
                               granted_purchase=grant_of.get((o.purchase_id, i)), status=status,
                               paid_at=now if status == Bonus.Status.PAID else None))
-    created = Bonus.objects.bulk_create(rows)
+    created = insert_many(rows)
 
     # The rows every line shares (the root's and the top's balances, the top's volumes) are
     # written last and in one fixed order — members' balances by id, then stats rows by id —
@@ -335,7 +335,7 @@ def notifications_save(rows: list[Notification]) -> None:
 
     try:
         with transaction.atomic():
-            created = Notification.objects.bulk_create(rows)
+            created = insert_many(rows)
     except DatabaseError:
         logger.exception("mlm: could not write %d notification(s); the money is unaffected", len(rows))
         return

@@ -27,10 +27,12 @@ class Command(BaseCommand):
         parser.add_argument("--depth", type=int, default=200)
         parser.add_argument("--purchases", type=int, default=500)
         parser.add_argument("--seed", type=int, default=1)
+        parser.add_argument("--workers", type=int, default=1,
+                            help="Processes processing the purchases at once (each takes every N-th batch).")
         parser.add_argument("--batch", type=int, default=100,
                             help="Purchases per purchase_process_many call (1 = purchase_process one by one).")
 
-    def handle(self, *args, members, depth, purchases, seed, batch, **options):
+    def handle(self, *args, members, depth, purchases, seed, batch, workers, **options):
         rng = random.Random(seed)
         root = system_root()
         t0 = time.perf_counter()
@@ -60,24 +62,29 @@ class Command(BaseCommand):
         per_purchase = []
         try:
             t1 = time.perf_counter()
-            with connection.execute_wrapper(count):
-                if batch <= 1:
-                    for p in rows:
-                        before = counter["n"]
-                        purchase_process(purchase_id=p.pk)
-                        per_purchase.append((p.user_id == deepest.pk, counter["n"] - before))
-                else:
-                    for i in range(0, len(rows), batch):
-                        purchase_process_many(purchase_ids=[p.pk for p in rows[i:i + batch]])
-            elapsed = time.perf_counter() - t1
+            if workers > 1:
+                elapsed = self._parallel([p.pk for p in rows], batch=max(batch, 1), workers=workers)
+            else:
+                with connection.execute_wrapper(count):
+                    if batch <= 1:
+                        for p in rows:
+                            before = counter["n"]
+                            purchase_process(purchase_id=p.pk)
+                            per_purchase.append((p.user_id == deepest.pk, counter["n"] - before))
+                    else:
+                        for i in range(0, len(rows), batch):
+                            purchase_process_many(purchase_ids=[p.pk for p in rows[i:i + batch]])
+                elapsed = time.perf_counter() - t1
         finally:
             tasks.team_volume_drain_task.delay_on_commit, tasks.notifications_email_task.delay_on_commit = saved
         t2 = time.perf_counter()
         drained = team_volume_drain()
         drain_time = time.perf_counter() - t2
         self.stdout.write(f"processed {len(rows)} purchases in {elapsed:.2f} s: {len(rows) / elapsed:.1f} purchases/s"
-                          f" ({'one by one' if batch <= 1 else f'batches of {batch}'})")
-        if batch <= 1:
+                          f" ({'one by one' if batch <= 1 else f'batches of {batch}'}, {workers} worker(s))")
+        if workers > 1:
+            self.stdout.write("queries: not counted across processes")
+        elif batch <= 1:
             deep_q = sorted({n for deep, n in per_purchase if deep})
             other_q = sorted({n for deep, n in per_purchase if not deep})
             self.stdout.write(f"queries per purchase: buyer at depth {depth}: {deep_q}; random buyers: {other_q}")
@@ -87,6 +94,22 @@ class Command(BaseCommand):
         t3 = time.perf_counter()
         result = volumes_rebuild()
         self.stdout.write(f"rebuild_volumes ({result['members']} members): {time.perf_counter() - t3:.2f} s")
+
+    def _parallel(self, ids, *, batch, workers):
+        """`workers` processes at once, each taking every workers-th batch; returns the wall time."""
+        import multiprocessing
+
+        from django.db import connections
+
+        chunks = [ids[i:i + batch] for i in range(0, len(ids), batch)]
+        connections.close_all()  # each process opens its own connection
+        ctx = multiprocessing.get_context("fork")
+        t = time.perf_counter()
+        with ctx.Pool(workers) as pool:
+            done = sum(pool.map(_process_chunks, [chunks[w::workers] for w in range(workers)]))
+        elapsed = time.perf_counter() - t
+        assert done == len(ids), (done, len(ids))
+        return elapsed
 
     def _build(self, root, members, depth, rng):
         """A spine of `depth` members (the deep line), the rest hung under random members."""
@@ -118,6 +141,14 @@ class Command(BaseCommand):
                     cur.execute("SELECT setval(pg_get_serial_sequence('accounts_user', 'id'), "
                                 "(SELECT MAX(id) FROM accounts_user))")
         return users
+
+
+def _process_chunks(chunks) -> int:
+    from mlm import tasks
+
+    tasks.team_volume_drain_task.delay_on_commit = lambda *a, **k: None
+    tasks.notifications_email_task.delay_on_commit = lambda *a, **k: None
+    return sum(purchase_process_many(purchase_ids=c) for c in chunks)
 
 
 def time_now():
