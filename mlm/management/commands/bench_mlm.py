@@ -5,6 +5,7 @@ directly without a wallet debit): run it on a throwaway database.
 """
 
 import random
+import resource
 import time
 from decimal import Decimal
 
@@ -91,6 +92,8 @@ class Command(BaseCommand):
         else:
             self.stdout.write(f"queries: {counter['n']} in all, {counter['n'] / len(rows):.2f} per purchase")
         self.stdout.write(f"TV recalculation of {drained} queued members: {drain_time:.2f} s")
+        self.stdout.write(f"peak resident memory of this process: "
+                          f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")
         t3 = time.perf_counter()
         result = volumes_rebuild()
         self.stdout.write(f"rebuild_volumes ({result['members']} members): {time.perf_counter() - t3:.2f} s")
