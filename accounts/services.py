@@ -364,20 +364,23 @@ TRANSFER_KEY_PREFIX = "transfer"
 MEMBER_TRANSFER_KEY_PREFIX = "member_transfer"
 
 
-def idempotency_key_clean(idempotency_key: str | None, *, field: str = "idempotency_key") -> str | None:
-    """A client's idempotency key, stripped; None when absent or blank.
+def idempotency_key_clean(idempotency_key: str | None, *, field: str = "idempotency_key",
+                          max_length: int = IDEMPOTENCY_KEY_MAX_LENGTH) -> str | None:
+    """A client's idempotency key, stripped; None when absent or blank. The one home of this rule.
 
-    Refuses (code `invalid_idempotency_key`) a key longer than IDEMPOTENCY_KEY_MAX_LENGTH or with
-    characters other than printable ASCII (what an HTTP header carries safely).
+    Refuses (code `invalid_idempotency_key`) a key longer than `max_length` (by default
+    IDEMPOTENCY_KEY_MAX_LENGTH, which fits inside the ledger's own keys; a key stored as it is, like
+    a purchase's, may use its column's length) or with characters other than printable ASCII
+    (what an HTTP header carries safely; no NUL, no control characters).
     """
     if idempotency_key is None:
         return None
     key = str(idempotency_key).strip()
     if not key:
         return None
-    if len(key) > IDEMPOTENCY_KEY_MAX_LENGTH:
+    if len(key) > max_length:
         raise field_error(field, f"The idempotency key is too long: {len(key)} characters, "
-                             f"{IDEMPOTENCY_KEY_MAX_LENGTH} at most.", code="invalid_idempotency_key")
+                                 f"{max_length} at most.", code="invalid_idempotency_key")
     if not (key.isascii() and key.isprintable()):
         raise field_error(field, "The idempotency key may contain printable ASCII characters only.",
                       code="invalid_idempotency_key")

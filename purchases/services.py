@@ -26,7 +26,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from accounts.models import LedgerEntry, User, Wallet
-from accounts.services import InsufficientFunds, Posting, wallet_post
+from accounts.services import InsufficientFunds, Posting, idempotency_key_clean, wallet_post
 from common.errors import ConflictError, IdempotencyConflict, field_error
 from common.locks import lock_rows
 from common.money import format_money, to_money
@@ -53,18 +53,8 @@ def _send_completed_after_commit(purchase: Purchase) -> None:
 
 
 def _clean_key(idempotency_key: str | None) -> str | None:
-    if idempotency_key is None:
-        return None
-    key = str(idempotency_key).strip()
-    if not key:
-        return None
-    if len(key) > IDEMPOTENCY_KEY_MAX_LENGTH:
-        raise field_error("idempotency_key", f"The idempotency key is too long ({IDEMPOTENCY_KEY_MAX_LENGTH} "
-                                             "characters at most).", code="invalid_idempotency_key")
-    if "\x00" in key:
-        raise field_error("idempotency_key", "The idempotency key contains a NUL character.",
-                          code="invalid_idempotency_key")
-    return key
+    """The client's key, stored as it is on the purchase (so its column's length is the bound)."""
+    return idempotency_key_clean(idempotency_key, max_length=IDEMPOTENCY_KEY_MAX_LENGTH)
 
 
 def _option_pk(option: Option | int) -> int:

@@ -84,10 +84,14 @@ def test_random_money_lifecycle_keeps_every_invariant(root, django_capture_on_co
                     w = rng.choice(open_)
                     move = rng.choice(["approve", "approve", "reject", "cancel"] if w.status == "requested"
                                       else ["pay", "pay", "reject"])
-                    {"approve": lambda: withdrawal_approve(withdrawal=w),
-                     "pay": lambda: withdrawal_mark_paid(withdrawal=w, tx_ref=f"tx{step}"),
-                     "reject": lambda: withdrawal_reject(withdrawal=w, reason="random"),
-                     "cancel": lambda: withdrawal_cancel(withdrawal=w)}[move]()
+                    if move == "approve":
+                        withdrawal_approve(withdrawal=w)
+                    elif move == "pay":
+                        withdrawal_mark_paid(withdrawal=w, tx_ref=f"tx{step}")
+                    elif move == "reject":
+                        withdrawal_reject(withdrawal=w, reason="random")
+                    else:
+                        withdrawal_cancel(withdrawal=w)
                 elif op == "to_active":
                     wallet_transfer_to_active(user=who, amount=amount(1, 30), idempotency_key=f"a{step}")
                 else:

@@ -1,0 +1,39 @@
+"""API number fields that accept what a person means by a number, and nothing else.
+
+DRF's `DecimalField` and `IntegerField` parse text with Python's `Decimal()` and `int()`, which
+accept Arabic-Indic (`"١٢٣"`) and fullwidth (`"１２"`) digits, underscores (`"1_000"`) and, for
+decimals, exponents. These fields first hold a text value to `common.numbers.parse_ascii_decimal`
+(ASCII digits, one decimal point, an optional sign); JSON numbers pass as before (a JSON integer
+for packs, a JSON number for an amount). Every API serializer uses them for its numbers.
+"""
+
+from __future__ import annotations
+
+from rest_framework import serializers
+
+from common.numbers import parse_ascii_decimal
+
+
+def _ascii_number(field: serializers.Field, data):
+    if isinstance(data, str):
+        try:
+            parse_ascii_decimal(data)
+        except ValueError:
+            field.fail("invalid")
+    return data
+
+
+class StrictDecimalField(serializers.DecimalField):
+    default_error_messages = {"invalid": "A valid number is required: ASCII digits with at most one decimal point."}
+
+    def to_internal_value(self, data):
+        return super().to_internal_value(_ascii_number(self, data))
+
+
+class StrictIntegerField(serializers.IntegerField):
+    default_error_messages = {"invalid": "A valid integer is required: ASCII digits only."}
+
+    def to_internal_value(self, data):
+        if isinstance(data, str) and "." in data:
+            self.fail("invalid")
+        return super().to_internal_value(_ascii_number(self, data))
