@@ -11,13 +11,13 @@ from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.throttling import AnonRateThrottle
 from rest_framework.views import APIView
-from rest_framework_api_key.permissions import HasAPIKey
 
 from accounts.api import serializers as s
 from accounts.models import LedgerEntry, User
 from accounts.selectors import ledger_for, user_by_referral_code
 from accounts.services import member_create, wallet_deposit, wallet_transfer_to_active
 from common.api import error_response
+from common.permissions import HasAPIKey
 
 
 class RegisterView(APIView):

@@ -1,8 +1,33 @@
+import re
+from datetime import date
+
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from mlm.models import Bonus, Notification
 
 MONEY = {"max_digits": 20, "decimal_places": 8}
+
+
+@extend_schema_field({"type": "string", "pattern": r"^(19[0-9]{2}|2[0-9]{3})-(0[1-9]|1[0-2])$", "example": "2025-03"})
+class MonthField(serializers.CharField):
+    """`YYYY-MM` (ASCII digits, month 01–12, year 1900–2999) → the first day of that month."""
+
+    MIN_YEAR, MAX_YEAR = 1900, 2999
+    _FORMAT = re.compile(r"([0-9]{4})-([0-9]{2})")
+    default_error_messages = {
+        "invalid_month": f"Use YYYY-MM: a month from {MIN_YEAR}-01 to {MAX_YEAR}-12, e.g. 2025-03.",
+    }
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("help_text", "YYYY-MM")
+        super().__init__(**kwargs)
+
+    def to_internal_value(self, data) -> date:
+        match = self._FORMAT.fullmatch(super().to_internal_value(data))
+        if not match or not self.MIN_YEAR <= int(match[1]) <= self.MAX_YEAR or not 1 <= int(match[2]) <= 12:
+            self.fail("invalid_month")
+        return date(int(match[1]), int(match[2]), 1)
 
 
 class SummaryOut(serializers.Serializer):
@@ -25,7 +50,7 @@ class SummaryOut(serializers.Serializer):
 
 class BonusFilterIn(serializers.Serializer):
     kind = serializers.ChoiceField(choices=Bonus.Kind.choices, required=False)
-    month = serializers.RegexField(r"^\d{4}-\d{2}$", required=False, help_text="YYYY-MM")
+    month = MonthField(required=False)
 
 
 class BonusOut(serializers.ModelSerializer):
