@@ -12,7 +12,7 @@ view has to list them:
 | 404 | the path has a parameter (`/purchases/{id}/`) |
 | 409 | the view lists it in `error_statuses` (a state conflict) |
 | 413, 415 | the operation takes a body (too large, unsupported media type) |
-| 422 | the operation writes (POST/PUT/PATCH/DELETE) and needs a login or key: an idempotency key or reference reused with another body |
+| 422 | a write (POST/PUT/PATCH/DELETE) that needs a login or key: a key or reference reused |
 | 429 | the view is throttled (with `Retry-After`) |
 
 A response a view declares itself (`@extend_schema(responses={409: ...})`) is kept; one

@@ -161,6 +161,8 @@ REST_FRAMEWORK = {
         "user": os.environ.get("API_USER_THROTTLE", "600/minute"),
         "service": os.environ.get("API_SERVICE_THROTTLE", "3000/minute"),
     },
+    # No `?format=`: an unknown value was an undocumented 404 on every operation; use Accept.
+    "URL_FORMAT_OVERRIDE": None,
     # Proxies in front of the web server whose X-Forwarded-For is trusted for the client IP.
     "NUM_PROXIES": int(os.environ["API_NUM_PROXIES"]) if os.environ.get("API_NUM_PROXIES") else None,
 }

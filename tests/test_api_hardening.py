@@ -196,6 +196,12 @@ def test_pagination_bounds_are_400s(member_api, query, field, code):
         assert r.json()["codes"] == {field: [code]}
 
 
+def test_format_query_parameter_is_not_a_renderer_switch(member_api):
+    # `?format=<anything>` used to pick a renderer, and an unknown one was an undocumented 404.
+    assert member_api.get("/api/me/?format=null").status_code == 200
+    assert member_api.get("/api/me/?format=api").json()["id"]
+
+
 def test_pagination_within_bounds(member_api):
     body = member_api.get("/api/me/ledger/?limit=500&offset=1000000000").json()
     assert body["count"] == 1 and body["results"] == []
