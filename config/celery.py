@@ -3,9 +3,20 @@
 import os
 
 from celery import Celery
+from celery.signals import worker_init, worker_process_init
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
 app = Celery("azr")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
+
+
+@worker_init.connect
+@worker_process_init.connect
+def _keep_recursion_limit_sane(**kwargs):
+    """Keep the recursion limit sane in the worker and each pool process (common.runtime):
+    the chain libraries raise it to 100,000 on import."""
+    from common.runtime import limit_recursion
+
+    limit_recursion()

@@ -58,6 +58,9 @@ INSTALLED_APPS = [
     "tokens.apps.TokensConfig",
     "legacy_import.apps.LegacyImportConfig",
     "withdrawals.apps.WithdrawalsConfig",
+    # Last: its ready() runs after the chain libraries are imported (recursion limit), and
+    # its admin replaces DRF's token admin.
+    "common.apps.CommonConfig",
 ]
 
 MIDDLEWARE = [
@@ -126,25 +129,48 @@ EMAIL_BACKEND = os.environ.get("EMAIL_BACKEND", "django.core.mail.backends.conso
 DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "no-reply@azr.local")
 
 # --- REST API -------------------------------------------------------------------------------
+# Limits and throttles: README "Limits and throttles".
+# Request bodies above this size are refused (413 under /api/); files uploaded through the
+# admin are not counted (LEGACY_IMPORT_MAX_UPLOAD_BYTES bounds those).
+DATA_UPLOAD_MAX_MEMORY_SIZE = int(os.environ.get("API_MAX_BODY_BYTES", 1024 * 1024))
+# JSON request bodies nested deeper than this are refused (400, json_too_deep).
+API_JSON_MAX_DEPTH = int(os.environ.get("API_JSON_MAX_DEPTH", "32"))
+# The chain libraries raise Python's recursion limit to 100,000 on import; common.apps puts
+# it back to this (web, worker, beat, commands), so C recursion cannot overflow the stack.
+PYTHON_RECURSION_LIMIT = int(os.environ.get("PYTHON_RECURSION_LIMIT", "3000"))
+
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "rest_framework.authentication.TokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_PARSER_CLASSES": [
+        "common.parsers.JSONParser",
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
+    "DEFAULT_SCHEMA_CLASS": "common.schema.AutoSchema",
     "DEFAULT_PAGINATION_CLASS": "common.api.Pagination",
     "PAGE_SIZE": 50,
     "EXCEPTION_HANDLER": "common.api.exception_handler",
     "COERCE_DECIMAL_TO_STRING": True,
-    "DEFAULT_THROTTLE_CLASSES": [
-        "rest_framework.throttling.AnonRateThrottle",
-    ],
-    "DEFAULT_THROTTLE_RATES": {"anon": os.environ.get("API_ANON_THROTTLE", "120/minute")},
+    # Services per API key, members per user, anyone else per IP; counters in the cache below.
+    "DEFAULT_THROTTLE_CLASSES": ["common.throttles.ApiRateThrottle"],
+    "DEFAULT_THROTTLE_RATES": {
+        "anon": os.environ.get("API_ANON_THROTTLE", "120/minute"),
+        "user": os.environ.get("API_USER_THROTTLE", "600/minute"),
+        "service": os.environ.get("API_SERVICE_THROTTLE", "3000/minute"),
+    },
+    # No `?format=`: an unknown value was an undocumented 404 on every operation; use Accept.
+    "URL_FORMAT_OVERRIDE": None,
+    # Proxies in front of the web server whose X-Forwarded-For is trusted for the client IP.
+    "NUM_PROXIES": int(os.environ["API_NUM_PROXIES"]) if os.environ.get("API_NUM_PROXIES") else None,
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "AZR back-office API",
-    "DESCRIPTION": "Members (token auth), staff, and services (API key: `Authorization: Api-Key <key>`).",
+    "DESCRIPTION": "Members (token auth), staff, and services (API key: `Authorization: Api-Key <key>`). "
+                   "Every error is JSON: `{message, code, errors, codes}` (README: Error codes).",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "COMPONENT_SPLIT_REQUEST": True,
@@ -160,6 +186,23 @@ API_KEY_CUSTOM_HEADER = None  # Authorization: Api-Key <key>
 
 # --- Celery ---------------------------------------------------------------------------------
 CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", "filesystem://")
+
+# --- Cache (the API's throttle counters): shared by every process --------------------------
+# CACHE_URL (or REDIS_URL) when set; else the Celery broker when it is Redis; else the
+# database cache (table `django_cache`, created by common's migration and
+# `manage.py createcachetable`). `locmem://` is per process: tests and one-process use only.
+CACHE_URL = os.environ.get("CACHE_URL") or os.environ.get("REDIS_URL") or (
+    CELERY_BROKER_URL if CELERY_BROKER_URL.startswith(("redis://", "rediss://")) else "")
+if CACHE_URL.startswith(("redis://", "rediss://")):
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": CACHE_URL,
+                          "KEY_PREFIX": "azr"}}
+elif CACHE_URL.startswith("locmem://"):
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+elif CACHE_URL in ("", "db://"):
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.db.DatabaseCache", "LOCATION": "django_cache",
+                          "OPTIONS": {"MAX_ENTRIES": 100_000}}}
+else:
+    raise ImproperlyConfigured(f"CACHE_URL must be redis://…, rediss://…, db:// or locmem://, not {CACHE_URL!r}.")
 if CELERY_BROKER_URL.startswith("filesystem://"):
     _queue_dir = VAR_DIR / "celery" / "queue"
     _processed_dir = VAR_DIR / "celery" / "processed"

@@ -17,3 +17,9 @@ urlpatterns = [
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
     path("api/redoc/", SpectacularRedocView.as_view(url_name="schema"), name="api-redoc"),
 ]
+
+# Errors raised outside a DRF view (no URL matched, a middleware refused): JSON under /api/.
+handler400 = "common.api.bad_request"
+handler403 = "common.api.permission_denied"
+handler404 = "common.api.page_not_found"
+handler500 = "common.api.server_error"

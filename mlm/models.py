@@ -34,14 +34,18 @@ def month_next(start: date) -> date:
     return start.replace(year=start.year + 1, month=1) if start.month == 12 else start.replace(month=start.month + 1)
 
 
+MONTH_YEARS = (1900, 2999)  # the months a client may name: month arithmetic stays inside date's range
+
+
 def month_parse(text: str) -> date:
-    """`YYYY-MM` → the first day of that month. Raises ValueError for anything else."""
+    """`YYYY-MM` (ASCII digits, month 01–12, a year in MONTH_YEARS) → the first day of that month.
+    Raises ValueError for anything else. The one parser of a month given as text."""
     text = (text or "").strip()
     if len(text) != 7 or text[4] != "-" or not (text[:4] + text[5:]).isascii() \
             or not (text[:4] + text[5:]).isdigit():
         raise ValueError(f"{text!r} is not a month in the form YYYY-MM.")
     year, month = int(text[:4]), int(text[5:])
-    if not (1 <= month <= 12) or year < 1:
+    if not (1 <= month <= 12) or not MONTH_YEARS[0] <= year <= MONTH_YEARS[1]:
         raise ValueError(f"{text!r} is not a month in the form YYYY-MM.")
     return date(year, month, 1)
 

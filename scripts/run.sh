@@ -20,6 +20,7 @@ cleanup() {
 trap cleanup INT TERM EXIT
 
 $BIN/python manage.py migrate --noinput
+$BIN/python manage.py createcachetable  # the API throttle counters, when the cache is the database
 $BIN/python manage.py seed_demo
 
 if [ -z "${WEB3_PROVIDER_URI:-}" ]; then

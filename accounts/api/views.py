@@ -10,7 +10,6 @@ from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.throttling import AnonRateThrottle
 from rest_framework.views import APIView
-from rest_framework_api_key.permissions import HasAPIKey
 
 from accounts.api import serializers as s
 from accounts.models import User
@@ -23,6 +22,7 @@ from accounts.services import (
 )
 from common.api import error_response
 from common.errors import field_error
+from common.permissions import HasAPIKey
 
 
 class RegisterView(APIView):

@@ -6,6 +6,23 @@ from mlm.models import Bonus, Notification, PayoutRun, month_parse
 MONEY = {"max_digits": 20, "decimal_places": 8}
 
 
+@extend_schema_field({"type": "string", "pattern": r"^(19[0-9]{2}|2[0-9]{3})-(0[1-9]|1[0-2])$", "example": "2025-03"})
+class MonthField(serializers.Field):
+    """`YYYY-MM` in, the first day of that month (a date) out."""
+
+    default_error_messages = {"invalid_month": "Use YYYY-MM: a month from 1900-01 to 2999-12, e.g. 2025-03 "
+                                               "(not {value!r})."}
+
+    def to_internal_value(self, data):
+        try:
+            return month_parse(data if isinstance(data, str) else "")
+        except ValueError:
+            self.fail("invalid_month", value=str(data)[:20])
+
+    def to_representation(self, value):
+        return f"{value:%Y-%m}"
+
+
 class SummaryOut(serializers.Serializer):
     rank = serializers.CharField()
     rank_name = serializers.CharField()
@@ -31,7 +48,7 @@ class SummaryOut(serializers.Serializer):
 
 class BonusFilterIn(serializers.Serializer):
     kind = serializers.ChoiceField(choices=Bonus.Kind.choices, required=False)
-    month = serializers.RegexField(r"^\d{4}-\d{2}$", required=False, help_text="YYYY-MM")
+    month = MonthField(required=False)
     status = serializers.ChoiceField(choices=Bonus.Status.choices, required=False)
 
 
@@ -83,22 +100,6 @@ class NotificationOut(serializers.ModelSerializer):
     class Meta:
         model = Notification
         fields = ["id", "kind", "amount", "message", "bonus", "is_read", "created_at"]
-
-
-@extend_schema_field({"type": "string", "pattern": r"^\d{4}-\d{2}$", "example": "2025-06"})
-class MonthField(serializers.Field):
-    """`YYYY-MM` in, the first day of that month (a date) out."""
-
-    default_error_messages = {"invalid_month": "Enter a month as YYYY-MM (01-12), not {value!r}."}
-
-    def to_internal_value(self, data):
-        try:
-            return month_parse(data if isinstance(data, str) else "")
-        except ValueError:
-            self.fail("invalid_month", value=data)
-
-    def to_representation(self, value):
-        return f"{value:%Y-%m}"
 
 
 class PayoutMonthIn(serializers.Serializer):

@@ -1,7 +1,5 @@
 """Member API of the compensation plan: thin views over selectors and services."""
 
-from datetime import date
-
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import status
 from rest_framework.generics import ListAPIView
@@ -38,9 +36,8 @@ class BonusListView(ListAPIView):
     def get_queryset(self):
         params = BonusFilterIn(data=self.request.query_params)
         params.is_valid(raise_exception=True)
-        month = params.validated_data.get("month")
         return selectors.bonuses_for(user=self.request.user, kind=params.validated_data.get("kind"),
-                                     month=date.fromisoformat(month + "-01") if month else None,
+                                     month=params.validated_data.get("month"),
                                      status=params.validated_data.get("status"))
 
     @extend_schema(tags=["mlm"], summary="My bonuses", parameters=[BonusFilterIn])

@@ -87,7 +87,9 @@ def test_bad_revenue_is_refused_with_a_message_and_nothing_written(service_clien
     response = service_client.post(URL, body, format="json")
 
     assert response.status_code == 400
-    assert response.json()["message"] and response.json()["code"] == "invalid"
+    error = response.json()
+    # The first error's own code (e.g. required, invalid_choice, max_decimal_places), per field too.
+    assert error["message"] and error["code"] == next(iter(error["codes"].values()))[0]
     assert Revenue.objects.count() == 0
 
 

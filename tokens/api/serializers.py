@@ -1,6 +1,7 @@
 from rest_framework import serializers
 
 from accounts.api.serializers import MoneyInputField
+from common.api import MAX_OFFSET
 from tokens.models import BuyOrder, BuyOrderConfig, Revenue
 
 
@@ -62,7 +63,7 @@ class BuyOrderSerializer(serializers.ModelSerializer):
 
 class HistoryFilterSerializer(serializers.Serializer):
     limit = serializers.IntegerField(min_value=1, max_value=500, default=50)
-    offset = serializers.IntegerField(min_value=0, default=0)
+    offset = serializers.IntegerField(min_value=0, max_value=MAX_OFFSET, default=0)
     status = serializers.ChoiceField(choices=BuyOrder.Status.choices, required=False)
     date_from = serializers.DateField(required=False, help_text="Created on or after this day (UTC).")
     date_to = serializers.DateField(required=False, help_text="Created on or before this day (UTC).")

@@ -6,8 +6,8 @@ from rest_framework import status
 from rest_framework.permissions import IsAdminUser
 from rest_framework.response import Response
 from rest_framework.views import APIView
-from rest_framework_api_key.permissions import HasAPIKey
 
+from common.permissions import HasAPIKey
 from tokens import selectors, services
 from tokens.api import serializers as s
 
