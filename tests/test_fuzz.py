@@ -101,8 +101,11 @@ def network(root):
     child = member(director, balance="5000")
     opt = option("50", shares=1000)
     own = purchase_create(user=director, option=opt, packs=2)
-    for purchase in (own, buy(child, option("1000"))):
-        purchase_process(purchase_id=purchase.pk)
+    from django.test import TestCase
+
+    with TestCase.captureOnCommitCallbacks(execute=True):  # notifications are written after the commit
+        for purchase in (own, buy(child, option("1000"))):
+            purchase_process(purchase_id=purchase.pk)
     notification = Notification.objects.filter(user=director).first()
     assert notification is not None and Bonus.objects.filter(user=director).exists()
     return {"member": director, "option": opt, "purchase": own, "notification": notification}

@@ -1,4 +1,3 @@
-from drf_spectacular.utils import extend_schema_serializer
 from rest_framework import serializers
 
 from accounts.models import LedgerEntry, User, Wallet
@@ -95,15 +94,6 @@ class MemberTransferOutputSerializer(serializers.Serializer):
     wallet = serializers.CharField()
     amount = serializers.DecimalField(max_digits=20, decimal_places=8)
     entries = LedgerEntrySerializer(many=True, help_text="My side of the transfer (the debit).")
-
-
-@extend_schema_serializer(component_name="ApiError")
-class ErrorSerializer(serializers.Serializer):
-    """The API's error body (common.api.exception_handler)."""
-
-    message = serializers.CharField()
-    code = serializers.CharField()
-    errors = serializers.DictField()
 
 
 class ServiceDepositInputSerializer(serializers.Serializer):

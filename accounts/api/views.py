@@ -20,7 +20,7 @@ from accounts.services import (
     wallet_transfer_to_active_with_status,
     wallet_transfer_to_member_with_status,
 )
-from common.api import error_response
+from common.api import ApiErrorSerializer, error_response
 from common.errors import field_error
 from common.permissions import HasAPIKey
 
@@ -93,9 +93,9 @@ IDEMPOTENCY_HEADER = OpenApiParameter(
     description="Send the same key (≤ 100 printable ASCII characters) when retrying: the transfer is made once "
                 "and the retry returns it (HTTP 200). The same key with another body → 422.")
 TRANSFER_ERRORS = {
-    400: OpenApiResponse(s.ErrorSerializer, description="Invalid input or a short balance (code "
+    400: OpenApiResponse(ApiErrorSerializer, description="Invalid input or a short balance (code "
                                                         "`insufficient_funds`): nothing was written."),
-    422: OpenApiResponse(s.ErrorSerializer, description="The Idempotency-Key was used with a different body "
+    422: OpenApiResponse(ApiErrorSerializer, description="The Idempotency-Key was used with a different body "
                                                         "(code `idempotency_conflict`)."),
 }
 

@@ -47,14 +47,6 @@ class PurchaseFilterSerializer(serializers.Serializer):
 MONEY = {"max_digits": 20, "decimal_places": 8}
 
 
-class RefundErrorSerializer(serializers.Serializer):
-    """The API error body ({message, code, errors}) of the refund endpoint."""
-
-    message = serializers.CharField()
-    code = serializers.CharField()
-    errors = serializers.DictField()
-
-
 class RefundInputSerializer(serializers.Serializer):
     reason = serializers.CharField(max_length=255, required=False, allow_blank=True, default="",
                                    help_text="Why (kept with the refund).")

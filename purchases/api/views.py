@@ -6,6 +6,7 @@ from rest_framework.permissions import IsAdminUser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from common.api import ApiErrorSerializer
 from purchases.api import serializers as s
 from purchases.models import Purchase
 from purchases.selectors import projects_for_sale, purchases_for, refund_preview
@@ -75,12 +76,12 @@ class PurchaseRefundView(APIView):
     @extend_schema(
         request=s.RefundInputSerializer,
         responses={201: s.RefundResultSerializer,
-                   400: OpenApiResponse(s.RefundErrorSerializer,
+                   400: OpenApiResponse(ApiErrorSerializer,
                                         description="Not refundable (`not_refundable`: a bonus auto-purchase) or bad "
                                                     "input."),
-                   403: OpenApiResponse(s.RefundErrorSerializer, description="Staff only."),
-                   404: OpenApiResponse(s.RefundErrorSerializer, description="No such purchase."),
-                   409: OpenApiResponse(s.RefundErrorSerializer, description="Already refunded (`already_refunded`).")},
+                   403: OpenApiResponse(ApiErrorSerializer, description="Staff only."),
+                   404: OpenApiResponse(ApiErrorSerializer, description="No such purchase."),
+                   409: OpenApiResponse(ApiErrorSerializer, description="Already refunded (`already_refunded`).")},
         tags=["purchases"], summary="Refund a purchase (staff)",
         description="A full refund: the price back to the buyer's active wallet (regular purchases), and — "
                     "after the commit, exactly once — volumes, bonuses (clawback), options bonuses, pioneer "

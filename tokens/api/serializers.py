@@ -1,14 +1,8 @@
 from rest_framework import serializers
 
 from accounts.api.serializers import MoneyInputField
-from common.api import MAX_OFFSET
+from common.api import MAX_OFFSET, ApiErrorSerializer
 from tokens.models import BuyOrder, BuyOrderConfig, Revenue
-
-
-class ErrorSerializer(serializers.Serializer):
-    message = serializers.CharField()
-    code = serializers.CharField()
-    errors = serializers.DictField()
 
 
 class RevenueInputSerializer(serializers.Serializer):
@@ -126,5 +120,5 @@ class ExecuteResultSerializer(serializers.Serializer):
     order_id = serializers.IntegerField(allow_null=True)
 
 
-class ExecuteErrorSerializer(ErrorSerializer):
+class ExecuteErrorSerializer(ApiErrorSerializer):
     result = ExecuteResultSerializer()

@@ -7,12 +7,13 @@ from rest_framework.permissions import IsAdminUser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from common.api import ApiErrorSerializer
 from common.permissions import HasAPIKey
 from tokens import selectors, services
 from tokens.api import serializers as s
 
-ERRORS = {400: OpenApiResponse(s.ErrorSerializer, description="Invalid input: nothing was written."),
-          403: OpenApiResponse(s.ErrorSerializer, description="Not allowed.")}
+ERRORS = {400: OpenApiResponse(ApiErrorSerializer, description="Invalid input: nothing was written."),
+          403: OpenApiResponse(ApiErrorSerializer, description="Not allowed.")}
 
 
 class RevenueView(APIView):

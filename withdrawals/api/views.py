@@ -9,7 +9,7 @@ from rest_framework.permissions import IsAdminUser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from accounts.api.serializers import ErrorSerializer
+from common.api import ApiErrorSerializer
 from withdrawals import selectors, services
 from withdrawals.api import serializers as s
 
@@ -17,13 +17,13 @@ IDEMPOTENCY_HEADER = OpenApiParameter(
     "Idempotency-Key", str, OpenApiParameter.HEADER, required=False,
     description="Send the same key (≤ 100 printable ASCII characters) when retrying: the request is made once "
                 "and the retry returns it (HTTP 200). The same key with another body → 422.")
-BAD = OpenApiResponse(ErrorSerializer, description="Invalid input: nothing was written.")
-NOT_FOUND = OpenApiResponse(ErrorSerializer, description="No such withdrawal (or not yours).")
-CONFLICT = OpenApiResponse(ErrorSerializer, description="The withdrawal's status does not allow it (code "
+BAD = OpenApiResponse(ApiErrorSerializer, description="Invalid input: nothing was written.")
+NOT_FOUND = OpenApiResponse(ApiErrorSerializer, description="No such withdrawal (or not yours).")
+CONFLICT = OpenApiResponse(ApiErrorSerializer, description="The withdrawal's status does not allow it (code "
                                                           "`invalid_transition`); nothing was written.")
-REUSED_KEY = OpenApiResponse(ErrorSerializer, description="The Idempotency-Key was used with a different body "
+REUSED_KEY = OpenApiResponse(ApiErrorSerializer, description="The Idempotency-Key was used with a different body "
                                                             "(code `idempotency_conflict`).")
-FORBIDDEN = OpenApiResponse(ErrorSerializer, description="Staff only.")
+FORBIDDEN = OpenApiResponse(ApiErrorSerializer, description="Staff only.")
 
 
 class MyWithdrawalListCreateView(ListAPIView):
