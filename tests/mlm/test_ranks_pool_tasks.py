@@ -19,10 +19,12 @@ D = Decimal
 def test_beat_schedules_exist_once():
     names = set(PeriodicTask.objects.filter(task__startswith="mlm.").values_list("task", flat=True))
     assert names == {"mlm.ranks_update", "mlm.global_pool_run", "mlm.purchases_sweep", "mlm.team_volume_drain",
-                     "mlm.payout_run_due"}
+                     "mlm.payout_run_due", "mlm.loyalty_streaks_update"}
     daily = PeriodicTask.objects.get(task="mlm.ranks_update")
     assert (daily.crontab.minute, daily.crontab.hour, str(daily.crontab.timezone)) == ("0", "0", "UTC")
     assert PeriodicTask.objects.get(task="mlm.global_pool_run").crontab.day_of_month == "3"
+    loyalty = PeriodicTask.objects.get(task="mlm.loyalty_streaks_update").crontab  # daily, so it runs on the 2nd
+    assert (loyalty.minute, loyalty.hour, loyalty.day_of_month, str(loyalty.timezone)) == ("5", "0", "*", "UTC")
 
 
 def test_daily_advancement_skips_levels_and_never_lowers(root):
