@@ -14,7 +14,8 @@ from django.db.models import Count, Q, QuerySet, Sum
 from django.utils import timezone
 
 from accounts.models import DebtEntry, LedgerEntry, User, path_decode
-from common.money import ZERO
+from common.errors import field_error
+from common.money import ZERO, to_money
 from mlm import rules
 from mlm.models import (
     Bonus,
@@ -31,7 +32,8 @@ from mlm.models import (
     month_start,
 )
 from mlm.rules import PlanRules, RankRule
-from purchases.models import Purchase
+from purchases.models import Option, Purchase
+from purchases.services import MAX_PACKS
 
 _ONE_DAY = timedelta(days=1)
 TEAM_MAX_DEPTH = 10
@@ -377,31 +379,98 @@ def bonus_totals(*, purchase_id: int) -> dict[str, Decimal]:
             Bonus.objects.filter(purchase_id=purchase_id).values("kind").annotate(total=Sum("amount"))}
 
 
+@dataclass(frozen=True)
+class Preview:
+    """What a purchase would pay (§11), with what it was asked about resolved."""
+
+    user: User
+    option: Option
+    packs: int
+    price: Decimal
+    when: datetime
+    outcome: rules.Outcome
+
+
+def _preview(*, user: User, option, packs: int = 1, price=None, when=None) -> Preview:
+    """Validate the question, then run the rules on a snapshot (`mlm.engine.preview`). Writes nothing."""
+    from mlm import engine
+
+    if user.is_system_root:
+        raise field_error("user", "The system root does not buy.", code="system_root")
+    if isinstance(packs, bool) or not isinstance(packs, int) or not 1 <= packs <= MAX_PACKS:
+        raise field_error("packs", f"packs must be a whole number between 1 and {MAX_PACKS}.",
+                          code="invalid_packs")
+    option = _option(option)
+    if price is None:
+        price = option.pack_price * packs
+    else:
+        try:
+            price = to_money(price, field="price")
+        except ValidationError as exc:
+            raise field_error("price", " ".join(exc.messages), code="invalid_price") from None
+    when = when or timezone.now()
+    if not isinstance(when, datetime) or timezone.is_naive(when):
+        raise field_error("when", "when must be a timezone-aware date and time.", code="naive_datetime")
+    user = User.objects.only("id", "email", "path", "is_system_root").get(pk=user.pk)
+    return Preview(user=user, option=option, packs=packs, price=price, when=when,
+                   outcome=engine.preview(user=user, option=option, price=price, when=when))
+
+
+def _option(option) -> Option:
+    """An `Option`, or its id."""
+    if isinstance(option, Option):
+        return option
+    try:
+        found = Option.objects.select_related("project").filter(pk=option).first()
+    except (TypeError, ValueError):
+        found = None
+    if found is None:
+        raise field_error("option", "Unknown option.", code="unknown_option")
+    return found
+
+
 def purchase_preview(*, user: User, option, packs: int = 1, price=None, when=None) -> list[dict]:
     """What processing a purchase by `user` of `packs` × `option` (or at `price`) dated `when`
     would create (§11): `{"user_id", "kind", "level", "rate", "amount"}` per bonus, computed by
     the same rules on the same data as processing. Writes nothing."""
-    from common.errors import field_error
-    from common.money import to_money
-    from mlm import engine
-    from purchases.models import Option
-
-    if user.is_system_root:
-        raise field_error("user", "The system root does not buy.", code="system_root")
-    if isinstance(packs, bool) or not isinstance(packs, int) or not 1 <= packs <= 100_000:
-        raise field_error("packs", "packs must be a whole number between 1 and 100000.", code="invalid_packs")
-    if not isinstance(option, Option):
-        option = Option.objects.filter(pk=option).first()
-        if option is None:
-            raise field_error("option", "Unknown option.", code="unknown_option")
-    price = option.pack_price * packs if price is None else to_money(price, field="price")
-    when = when or timezone.now()
-    if timezone.is_naive(when):
-        raise field_error("when", "when must be timezone-aware.", code="naive_datetime")
-    user = User.objects.only("id", "path", "is_system_root").get(pk=user.pk)
-    outcome = engine.preview(user=user, option=option, price=price, when=when)
+    outcome = _preview(user=user, option=option, packs=packs, price=price, when=when).outcome
     return [{"user_id": b.user_id, "kind": b.kind, "level": b.level, "rate": b.rate, "amount": b.amount}
             for b in outcome.bonuses]
+
+
+def purchase_preview_staff(*, user: User, option, packs: int = 1, price=None, when=None) -> dict:
+    """The operator's preview (staff API, admin page): every bonus with its recipient's e-mail
+    and, for options bonuses, the options granted; `total` sums them. Writes nothing."""
+    pv = _preview(user=user, option=option, packs=packs, price=price, when=when)
+    bonuses = pv.outcome.bonuses
+    emails = dict(User.objects.filter(pk__in={b.user_id for b in bonuses}).values_list("id", "email"))
+    return {"member_id": pv.user.pk, "email": pv.user.email, "option": pv.option.pk, "packs": pv.packs,
+            "price": pv.price, "when": pv.when,
+            "bonuses": [{"user_id": b.user_id, "email": emails.get(b.user_id, ""), "kind": b.kind, "level": b.level,
+                         "rate": b.rate, "amount": b.amount, "options": b.grant_shares or None,
+                         "option_id": b.grant_option.id if b.grant_option else None} for b in bonuses],
+            "total": sum((b.amount for b in bonuses), ZERO)}
+
+
+UPLINE_KINDS = (rules.DIFFERENTIAL, rules.PIONEER, rules.SYSTEM_COMPRESSION)
+
+
+def purchase_preview_member(*, user: User, option, packs: int = 1) -> dict:
+    """A member's preview of its own purchase now (§11), without anyone's name: `own` (its
+    investment and Grace Day bonuses, in options), `referral` (what its sponsor would get, an
+    amount) and `upline_total` (differentials, pioneer bonuses and the root's share). Only an
+    option for sale can be previewed. Writes nothing."""
+    option = _option(option)
+    if not option.is_active or not option.project.is_active:
+        raise field_error("option", f"The option {option} is not for sale.", code="inactive_option")
+    pv = _preview(user=user, option=option, packs=packs)
+    bonuses = pv.outcome.bonuses
+    own = [{"kind": b.kind, "rate": b.rate, "amount": b.amount, "options": b.grant_shares,
+            "option_id": b.grant_option.id} for b in bonuses if b.user_id == pv.user.pk and b.grant_option]
+    return {"option": pv.option.pk, "packs": pv.packs, "price": pv.price, "when": pv.when, "own": own,
+            "own_total": sum((b["amount"] for b in own), ZERO),
+            "referral": sum((b.amount for b in bonuses if b.kind == rules.REFERRAL), ZERO),
+            "upline_total": sum((b.amount for b in bonuses if b.kind in UPLINE_KINDS), ZERO)}
 
 
 # --- the monthly payout of held bonuses (money-lifecycle §1) ---------------------------------
