@@ -394,18 +394,10 @@ _PREVIEW_FIELDS = {"user": "member", "option": "option", "packs": "packs", "pric
 
 
 @admin.register(PurchasePreview)
-class PurchasePreviewAdmin(admin.ModelAdmin):
-    """*Preview a purchase*: what a purchase by any member would pay, to whom — the same rules as
-    processing (`mlm.selectors.purchase_preview_staff`); it writes nothing (a GET form)."""
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
+class PurchasePreviewAdmin(ReadOnlyAdmin):
+    """*Preview a purchase*: not a list but a form — what a purchase by any member would pay, to
+    whom, by the same rules as processing (`mlm.selectors.purchase_preview_staff`). It writes
+    nothing (a GET form; no add, change or delete)."""
 
     def changelist_view(self, request, extra_context=None):
         if not self.has_view_permission(request):

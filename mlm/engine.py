@@ -233,7 +233,7 @@ def outcomes_write(plan: Plan, loaded: Loaded, purchases: dict[int, Purchase],
     touched = sorted(set(pv) | set(fv))
     missing = [uid for uid in touched if uid not in loaded.existing_stats]
     if missing:
-        _stats_insert(missing, plan.lowest.pk)
+        stats_insert(missing, plan.lowest.pk)
     _stats_increment({uid: (pv.get(uid, ZERO), fv.get(uid, ZERO)) for uid in touched})
     _monthly_increment(monthly)
     for o in outcomes:  # rare: at most the pioneer limit, ever
@@ -247,7 +247,7 @@ def outcomes_write(plan: Plan, loaded: Loaded, purchases: dict[int, Purchase],
     return created
 
 
-def _stats_insert(user_ids: Sequence[int], rank_id: int) -> None:
+def stats_insert(user_ids: Sequence[int], rank_id: int) -> None:
     """Create missing stats rows: one INSERT … ON CONFLICT DO NOTHING (concurrent first
     purchases in one line both try; neither fails)."""
     table = MemberStats._meta.db_table

@@ -74,14 +74,10 @@ def _stats_insert_missing(cur, where: str, params: list, plan: Plan) -> None:
 
 
 def _stats_ensure(user_ids, plan: Plan) -> None:
-    """Create the missing stats rows (one INSERT … ON CONFLICT DO NOTHING)."""
+    """Create the missing stats rows (one INSERT … ON CONFLICT DO NOTHING, as processing does)."""
     ids = sorted(set(user_ids))
-    if not ids:
-        return
-    from django.db import connection
-
-    with connection.cursor() as cur:  # one statement whatever the number of ids (SQLite batches bulk_create)
-        _stats_insert_missing(cur, f"u.id IN ({', '.join(['%s'] * len(ids))})", ids, plan)
+    if ids:
+        engine.stats_insert(ids, plan.lowest.pk)
 
 
 # --- processing purchases (§5, §11) ---------------------------------------------------------
