@@ -50,7 +50,8 @@ class InvestmentTierAdmin(admin.ModelAdmin):
 @admin.register(PlanSettings)
 class PlanSettingsAdmin(admin.ModelAdmin):
     list_display = ("__str__", "active_min_pv", "pioneer_threshold", "pioneer_limit", "referral_rate",
-                    "branch_cap", "max_levels", "pool_rate", "payout_mode", "payout_day", "updated_at")
+                    "branch_cap", "max_levels", "pool_rate", "grace_day", "grace_day_rate", "loyalty_months",
+                    "payout_mode", "payout_day", "updated_at")
 
     def has_add_permission(self, request):
         return not PlanSettings.objects.exists()

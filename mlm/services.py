@@ -343,7 +343,7 @@ def global_pool_run(*, month: date) -> PoolRun:
         except IntegrityError:
             return PoolRun.objects.get(month=start)
         bonuses = [Bonus(user_id=uid, pool_run=run, kind=Bonus.Kind.GLOBAL_POOL, amount=share,
-                         rate=plan.settings.pool_rate) for uid in qualifiers if share > 0]
+                         rate=plan.rules.pool_rate) for uid in qualifiers if share > 0]
         if remainder > 0:
             bonuses.append(Bonus(user_id=root.pk, pool_run=run, kind=Bonus.Kind.GLOBAL_POOL, amount=remainder))
         created = bonuses_create(bonuses, settings=plan.settings)  # credited now, or held

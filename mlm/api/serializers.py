@@ -184,7 +184,7 @@ class StaffPreviewIn(MemberPreviewIn):
 class PreviewBonusOut(serializers.Serializer):
     user_id = serializers.IntegerField()
     email = serializers.EmailField()
-    kind = serializers.ChoiceField(choices=Bonus.Kind.choices)
+    kind = serializers.CharField(help_text="The bonus kind (as in the bonus list).")
     level = serializers.IntegerField(allow_null=True)
     rate = serializers.DecimalField(**RATE, allow_null=True)
     amount = serializers.DecimalField(**MONEY)
@@ -204,7 +204,7 @@ class StaffPreviewOut(serializers.Serializer):
 
 
 class OwnBonusOut(serializers.Serializer):
-    kind = serializers.ChoiceField(choices=[Bonus.Kind.INVESTMENT, Bonus.Kind.GRACE_DAY])
+    kind = serializers.CharField(help_text="`investment` or `grace_day`.")
     rate = serializers.DecimalField(**RATE)
     amount = serializers.DecimalField(**MONEY)
     options = serializers.IntegerField(help_text="Options granted.")
