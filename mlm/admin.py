@@ -26,12 +26,14 @@ from mlm.models import (
     PlanSettings,
     PoolRun,
     ProcessedRefund,
+    PurchasePreview,
     PurchaseProcessing,
     Rank,
     RankHistory,
     month_parse,
     month_start,
 )
+from purchases.models import Option
 
 
 @admin.register(Rank)
@@ -48,7 +50,8 @@ class InvestmentTierAdmin(admin.ModelAdmin):
 @admin.register(PlanSettings)
 class PlanSettingsAdmin(admin.ModelAdmin):
     list_display = ("__str__", "active_min_pv", "pioneer_threshold", "pioneer_limit", "referral_rate",
-                    "branch_cap", "max_levels", "pool_rate", "payout_mode", "payout_day", "updated_at")
+                    "branch_cap", "max_levels", "pool_rate", "grace_day", "grace_day_rate", "loyalty_months",
+                    "payout_mode", "payout_day", "updated_at")
 
     def has_add_permission(self, request):
         return not PlanSettings.objects.exists()
@@ -189,14 +192,35 @@ def _display(key: str, value) -> str:
     return "—" if value is None else str(value)
 
 
+class LoyaltyFilter(admin.SimpleListFilter):
+    """The loyalty streak stored by the daily task (§8a)."""
+
+    title = "loyalty streak"
+    parameter_name = "loyalty"
+
+    def lookups(self, request, model_admin):
+        return [("qualified", "loyalty-qualified"), ("streak", "on a streak"), ("none", "no streak")]
+
+    def queryset(self, request, queryset):
+        months = PlanSettings.load().loyalty_months
+        if self.value() == "qualified":
+            return queryset.filter(mlm_stats__loyalty_streak__gte=max(months, 1))
+        if self.value() == "streak":
+            return queryset.filter(mlm_stats__loyalty_streak__gt=0)
+        if self.value() == "none":
+            return queryset.exclude(mlm_stats__loyalty_streak__gt=0)
+        return queryset
+
+
 @admin.register(MemberNetwork)
 class MemberNetworkAdmin(admin.ModelAdmin):
     """A member's place in the network: stats, upline, direct referrals with branch volumes."""
 
-    list_display = ("email", "rank", "pv", "fv", "tv", "is_pioneer")
+    list_display = ("email", "rank", "pv", "fv", "tv", "is_pioneer", "loyalty_streak")
+    list_filter = (LoyaltyFilter,)
     search_fields = ("email",)
     actions = ["recalculate_volumes", "set_rank"]
-    fields = ("email", "summary", "upline_table", "referrals_table")
+    fields = ("email", "summary", "preview_link", "upline_table", "referrals_table")
     readonly_fields = fields
 
     def get_queryset(self, request):
@@ -235,6 +259,16 @@ class MemberNetworkAdmin(admin.ModelAdmin):
     def is_pioneer(self, obj):
         s = self._stats(obj)
         return bool(s and s.is_pioneer)
+
+    @admin.display(description="loyalty streak", ordering="mlm_stats__loyalty_streak")
+    def loyalty_streak(self, obj):
+        s = self._stats(obj)
+        return s.loyalty_streak if s else 0
+
+    @admin.display(description="Preview")
+    def preview_link(self, obj):
+        url = f"{reverse('admin:mlm_purchasepreview_changelist')}?member={obj.pk}"
+        return format_html('<a href="{}">Preview a purchase by this member</a>', url)
 
     @admin.display(description="Summary")
     def summary(self, obj):
@@ -330,4 +364,57 @@ class ProcessedRefundAdmin(ReadOnlyAdmin):
         return obj.refund.purchase
 
 
-admin.site.register(MemberStats, ReadOnlyAdmin)
+@admin.register(MemberStats)
+class MemberStatsAdmin(ReadOnlyAdmin):
+    list_display = ("user", "rank", "pv", "fv", "tv", "is_pioneer", "loyalty_streak")
+    list_filter = ("rank", "is_pioneer", "loyalty_streak")
+    search_fields = ("user__email",)
+    list_select_related = ("user", "rank")
+
+
+class PurchasePreviewForm(forms.Form):
+    member = forms.CharField(help_text="The buyer: e-mail or member id.")
+    option = forms.ModelChoiceField(queryset=Option.objects.select_related("project")
+                                    .order_by("project__name", "pack_price", "id"))
+    packs = forms.IntegerField(min_value=1, initial=1)
+    price = forms.DecimalField(required=False, max_digits=20, decimal_places=8,
+                               help_text="Optional: a price instead of packs × the pack price.")
+    when = forms.DateTimeField(required=False, help_text="Optional, UTC (YYYY-MM-DD HH:MM): default now.")
+
+    def clean_member(self):
+        text = self.cleaned_data["member"].strip()
+        users = User.objects.filter(is_system_root=False)
+        user = users.filter(pk=int(text)).first() if text.isdigit() else users.filter(email__iexact=text).first()
+        if user is None:
+            raise forms.ValidationError(f"No member {text!r}.", code="unknown_member")
+        return user
+
+
+# The service's field names → the form's.
+_PREVIEW_FIELDS = {"user": "member", "option": "option", "packs": "packs", "price": "price", "when": "when"}
+
+
+@admin.register(PurchasePreview)
+class PurchasePreviewAdmin(ReadOnlyAdmin):
+    """*Preview a purchase*: not a list but a form — what a purchase by any member would pay, to
+    whom, by the same rules as processing (`mlm.selectors.purchase_preview_staff`). It writes
+    nothing (a GET form; no add, change or delete)."""
+
+    def changelist_view(self, request, extra_context=None):
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        form = PurchasePreviewForm(request.GET if "option" in request.GET else None,
+                                   initial={"member": request.GET.get("member", ""), "packs": 1})
+        preview = None
+        if form.is_bound and form.is_valid():
+            data = form.cleaned_data
+            try:
+                preview = selectors.purchase_preview_staff(user=data["member"], option=data["option"],
+                                                           packs=data["packs"], price=data["price"],
+                                                           when=data["when"])
+            except ValidationError as exc:
+                for field, errors in exc.message_dict.items():
+                    form.add_error(_PREVIEW_FIELDS.get(field), errors)
+        context = {**self.admin_site.each_context(request), "opts": self.model._meta,
+                   "title": "Preview a purchase", "form": form, "preview": preview, **(extra_context or {})}
+        return TemplateResponse(request, "admin/mlm/purchasepreview/preview.html", context)

@@ -17,6 +17,7 @@ RANKS = [
 TIERS = [(1000, "0.05"), (5000, "0.10"), (25000, "0.15"), (125000, "0.20")]
 
 PAYOUT_SCHEDULE = "mlm: monthly payout of held bonuses"
+LOYALTY_SCHEDULE = "mlm: daily loyalty streaks"
 SCHEDULES = [
     # name, task, crontab (minute, hour, day_of_month) or interval minutes, description
     ("mlm: daily rank advancement", "mlm.ranks_update", ("0", "0", "*"), None,
@@ -26,6 +27,9 @@ SCHEDULES = [
     (PAYOUT_SCHEDULE, "mlm.payout_run_due", ("30", "0", "*"), None,
      "Daily at 00:30 UTC: from the plan's payout day on, pays the previous month's held bonuses once "
      "(monthly payout mode; a no-op otherwise)."),
+    (LOYALTY_SCHEDULE, "mlm.loyalty_streaks_update", ("5", "0", "*"), None,
+     "Daily at 00:05 UTC: stores every member's loyalty streak (Grace Day months in a row); on the day "
+     "after the Grace Day (the 2nd by default) a member without a Grace Day purchase that month drops to 0."),
     ("mlm: sweep unprocessed purchases", "mlm.purchases_sweep", None, 5,
      "Every 5 minutes: processes counted purchases whose message was lost."),
     ("mlm: drain team-volume queue", "mlm.team_volume_drain", None, 5,

@@ -56,16 +56,8 @@ PREVIEW_ID = 2**62
 # --- plan and purchases as plain data --------------------------------------------------------
 
 def plan_rules(plan: Plan) -> rules.PlanRules:
-    s = plan.settings
-    return rules.PlanRules(
-        ranks=tuple(rules.RankRule(r.pk, r.code, r.rate, r.pv_required, r.tv_required, r.partners_required,
-                                   r.position) for r in plan.ranks),
-        tiers=tuple((t.threshold, t.rate) for t in plan.tiers),
-        active_min_pv=s.active_min_pv, pioneer_threshold=s.pioneer_threshold, pioneer_limit=s.pioneer_limit,
-        pioneer_rate=s.pioneer_rate, referral_rate=s.referral_rate, referral_threshold=s.referral_threshold,
-        branch_cap=s.branch_cap, max_levels=s.max_levels, pool_rate=s.pool_rate,
-        **{k: getattr(s, k) for k in ("grace_day", "grace_day_rate", "loyalty_months") if hasattr(s, k)},
-    )
+    """The plan as the rules' plain data (built once per `plan_load`, in `Plan.rules`)."""
+    return plan.rules
 
 
 def option_info(option: Option) -> rules.OptionInfo:
@@ -125,12 +117,10 @@ def snapshot_load(facts: Sequence[rules.PurchaseFacts], plan: Plan, *, lock: boo
 
     earlier = _investment_load(snap, facts, keys)
     projects = {p for _, p in keys}
+    by_project = {p: [] for p in projects}
     for o in Option.objects.filter(project_id__in=projects, is_active=True):
-        info = option_info(o)
-        best = snap.cheapest.get(o.project_id)
-        snap.cheapest[o.project_id] = rules.cheapest_option([best, info] if best else [info])
-    for p in projects:
-        snap.cheapest.setdefault(p, None)
+        by_project[o.project_id].append(option_info(o))
+    snap.cheapest.update({p: rules.cheapest_option(options) for p, options in by_project.items()})
     return Loaded(snapshot=snap, existing_stats=existing, earlier=earlier)
 
 
@@ -243,7 +233,7 @@ def outcomes_write(plan: Plan, loaded: Loaded, purchases: dict[int, Purchase],
     touched = sorted(set(pv) | set(fv))
     missing = [uid for uid in touched if uid not in loaded.existing_stats]
     if missing:
-        _stats_insert(missing, plan.lowest.pk)
+        stats_insert(missing, plan.lowest.pk)
     _stats_increment({uid: (pv.get(uid, ZERO), fv.get(uid, ZERO)) for uid in touched})
     _monthly_increment(monthly)
     for o in outcomes:  # rare: at most the pioneer limit, ever
@@ -257,7 +247,7 @@ def outcomes_write(plan: Plan, loaded: Loaded, purchases: dict[int, Purchase],
     return created
 
 
-def _stats_insert(user_ids: Sequence[int], rank_id: int) -> None:
+def stats_insert(user_ids: Sequence[int], rank_id: int) -> None:
     """Create missing stats rows: one INSERT … ON CONFLICT DO NOTHING (concurrent first
     purchases in one line both try; neither fails)."""
     table = MemberStats._meta.db_table

@@ -7,7 +7,7 @@ them from here (see `mlm.selectors.plan`).
 
 from __future__ import annotations
 
-from datetime import UTC, date
+from datetime import date
 from decimal import Decimal
 
 from django.core.validators import MaxValueValidator, MinValueValidator
@@ -17,21 +17,13 @@ from django.utils import timezone
 
 from accounts.models import User
 from common.money import MoneyField
+
+# The month helpers live in mlm.rules (pure); re-exported here for the rest of the app.
+from mlm.rules import month_next  # noqa: F401
+from mlm.rules import month_of as month_start  # noqa: F401
 from purchases.models import Purchase
 
 RATE_DIGITS = {"max_digits": 7, "decimal_places": 6}  # a fraction: 0.180000
-
-
-def month_start(value) -> date:
-    """The first day of the (UTC) month of a date or an aware datetime."""
-    if hasattr(value, "astimezone"):
-        value = value.astimezone(UTC).date() if timezone.is_aware(value) else value.date()
-    return value.replace(day=1)
-
-
-def month_next(start: date) -> date:
-    """The first day of the month after the month of `start` (a first day)."""
-    return start.replace(year=start.year + 1, month=1) if start.month == 12 else start.replace(month=start.month + 1)
 
 
 MONTH_YEARS = (1900, 2999)  # the months a client may name: month arithmetic stays inside date's range
@@ -394,3 +386,12 @@ class PurchaseProcessing(Purchase):
         proxy = True
         verbose_name = "purchase processing"
         verbose_name_plural = "purchase processing"
+
+
+class PurchasePreview(Purchase):
+    """The admin's "Preview a purchase" page (a proxy: it has no rows and writes none)."""
+
+    class Meta:
+        proxy = True
+        verbose_name = "purchase preview"
+        verbose_name_plural = "preview a purchase"

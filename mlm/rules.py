@@ -23,6 +23,7 @@ from datetime import UTC, date, datetime
 from decimal import ROUND_DOWN, ROUND_FLOOR, Decimal
 
 from common.money import CENT, MONEY_QUANTUM, ZERO, round_down, round_money
+from common.pricing import cheapest
 
 # Bonus kinds, as stored (mlm.models.Bonus.Kind values).
 DIFFERENTIAL = "differential"
@@ -162,8 +163,9 @@ def options_for(option: OptionInfo, amount: Decimal) -> tuple[int, Decimal]:
 
 
 def cheapest_option(options: Iterable[OptionInfo]) -> OptionInfo | None:
-    """§7: the option with the lowest unit price (ties: the lowest id). The one home of this rule."""
-    return min(options, key=lambda o: (o.unit_price, o.id), default=None)
+    """§7: the option with the lowest unit price (ties: the lowest id) — `common.pricing.cheapest`,
+    the one home of this choice (shared with `purchases`, which must not import mlm)."""
+    return cheapest(options)
 
 
 # --- the snapshot and the outcome ------------------------------------------------------------

@@ -3,6 +3,7 @@ what a payout run would pay, and the bonus statuses checked against the ledger."
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
@@ -13,7 +14,9 @@ from django.db.models import Count, Q, QuerySet, Sum
 from django.utils import timezone
 
 from accounts.models import DebtEntry, LedgerEntry, User, path_decode
-from common.money import ZERO
+from common.errors import field_error
+from common.money import ZERO, to_money
+from mlm import rules
 from mlm.models import (
     Bonus,
     InvestmentTier,
@@ -28,7 +31,9 @@ from mlm.models import (
     month_next,
     month_start,
 )
-from purchases.models import Purchase
+from mlm.rules import PlanRules, RankRule
+from purchases.models import Option, Purchase
+from purchases.services import MAX_PACKS
 
 _ONE_DAY = timedelta(days=1)
 TEAM_MAX_DEPTH = 10
@@ -37,46 +42,49 @@ TEAM_MAX_ROWS = 1000
 
 @dataclass
 class Plan:
-    """A snapshot of the operator-editable plan: 3 queries."""
+    """The operator-editable plan: its rows (names, foreign keys, the admin) and the same plan as
+    plain data for the rules (`rules`, `mlm.rules.PlanRules`). Every question of the plan — who
+    is active, the cap, the next rank, the tier rate — is answered by `rules`; the methods here
+    only map its answers back to the rows."""
 
     settings: PlanSettings
     ranks: list[Rank]
     tiers: list[InvestmentTier]
+    rules: PlanRules = field(init=False)
     by_id: dict[int, Rank] = field(init=False)
 
     def __post_init__(self):
         if not self.ranks:
             raise RuntimeError("The plan has no ranks: run the migrations (mlm 0002) or add ranks in the admin.")
         self.by_id = {r.pk: r for r in self.ranks}
+        s = self.settings
+        self.rules = PlanRules(
+            ranks=tuple(RankRule(r.pk, r.code, r.rate, r.pv_required, r.tv_required, r.partners_required,
+                                 r.position) for r in self.ranks),
+            tiers=tuple((t.threshold, t.rate) for t in self.tiers),
+            active_min_pv=s.active_min_pv, pioneer_threshold=s.pioneer_threshold, pioneer_limit=s.pioneer_limit,
+            pioneer_rate=s.pioneer_rate, referral_rate=s.referral_rate, referral_threshold=s.referral_threshold,
+            branch_cap=s.branch_cap, max_levels=s.max_levels, pool_rate=s.pool_rate, grace_day=s.grace_day,
+            grace_day_rate=s.grace_day_rate, loyalty_months=s.loyalty_months)
 
     @property
     def lowest(self) -> Rank:
-        return self.ranks[0]
+        return self.by_id[self.rules.lowest.id]
 
     @property
     def top(self) -> Rank:
-        return self.ranks[-1]
-
-    @property
-    def cap_rate(self) -> Decimal:
-        """The plan cap: the highest differential rate."""
-        return max(r.rate for r in self.ranks)
+        return self.by_id[self.rules.top.id]
 
     def rank(self, rank_id: int | None) -> Rank:
-        return self.by_id.get(rank_id) or self.lowest
+        """A member's rank row; none stored means the lowest."""
+        return self.by_id[self.rules.rank(rank_id).id]
+
+    def rank_rule(self, rank: Rank) -> RankRule:
+        return self.rules.rank(rank.pk)
 
     def next_rank(self, rank: Rank) -> Rank | None:
-        return next((r for r in self.ranks if r.position > rank.position), None)
-
-    def tier_rate(self, total: Decimal) -> Decimal:
-        rate = ZERO
-        for tier in self.tiers:
-            if tier.threshold <= total:
-                rate = tier.rate
-        return rate
-
-    def is_active(self, monthly_pv: Decimal | None) -> bool:
-        return (monthly_pv or ZERO) >= self.settings.active_min_pv
+        nxt = self.rules.next_rank(self.rank_rule(rank))
+        return self.by_id[nxt.id] if nxt else None
 
 
 _plan_cache: dict = {}
@@ -99,31 +107,70 @@ def plan_cache_clear() -> None:
     _plan_cache.clear()
 
 
+def active_member_ids(plan: Plan, *, month: date, user_ids: Iterable[int] | None = None) -> set[int]:
+    """The members (among `user_ids`; everyone when None) active in `month` (§3), as
+    `PlanRules.is_active` decides on their monthly PV. The root is never active (§1). One query."""
+    qs = MonthlyVolume.objects.filter(month=month_start(month)).exclude(user__is_system_root=True)
+    if user_ids is not None:
+        qs = qs.filter(user_id__in=list(user_ids))
+    return {uid for uid, pv in qs.values_list("user_id", "pv") if plan.rules.is_active(pv)}
+
+
 def monthly_pv(*, user: User, month: date | None = None) -> Decimal:
     month = month_start(month or timezone.now())
     return (MonthlyVolume.objects.filter(user=user, month=month).values_list("pv", flat=True).first()
             or ZERO)
 
 
+def grace_day_months(plan: Plan, *, user_ids: Iterable[int] | None = None,
+                     since: date | None = None) -> dict[int, set[date]]:
+    """Per member, the months with a counted, unrefunded purchase dated (UTC) on the Grace Day
+    (§8a) — what `rules.loyalty_streak` counts. For `user_ids` (everyone when None); with
+    `since`, only the members with such a purchase since that date (only they can have a
+    streak), each with all its months. One query: the database narrows the rows by the day of
+    the month, `rules.is_grace_day` decides."""
+    qs = Purchase.objects.filter(kind__in=Purchase.COUNTED_KINDS, refunded_at__isnull=True,
+                                 created_at__day=plan.rules.grace_day)  # TIME_ZONE is UTC
+    if user_ids is not None:
+        qs = qs.filter(user_id__in=list(user_ids))
+    if since is not None:
+        start = datetime(since.year, since.month, since.day, tzinfo=UTC)
+        qs = qs.filter(user_id__in=qs.filter(created_at__gte=start).values("user_id"))
+    months: dict[int, set[date]] = {}
+    for uid, created_at in qs.values_list("user_id", "created_at").order_by():
+        if rules.is_grace_day(plan.rules, created_at):
+            months.setdefault(uid, set()).add(month_start(created_at))
+    return months
+
+
+def loyalty(plan: Plan, *, user: User, today: date | None = None) -> tuple[int, bool]:
+    """(loyalty streak, loyalty-qualified) of a member today (§8a, `rules.loyalty_streak`)."""
+    months = grace_day_months(plan, user_ids=[user.pk]).get(user.pk, set())
+    streak = rules.loyalty_streak(plan.rules, months, today=today or timezone.now().date())
+    return streak, rules.is_loyalty_qualified(plan.rules, streak)
+
+
 def member_summary(*, user: User) -> dict:
     """rank (code), is_active, is_pioneer, pv, monthly_pv, fv, tv, max_branch, cap, next_rank, gap,
-    the member's cash bonuses by status (`bonuses_pending`, `bonuses_paid`, `bonuses_reversed`)
-    and its `clawback_debt`."""
+    `loyalty_streak` and `is_loyalty_qualified` (§8a, from the purchases as they are now), the
+    member's cash bonuses by status (`bonuses_pending`, `bonuses_paid`, `bonuses_reversed`) and its
+    `clawback_debt`."""
     plan = plan_load()
     stats = MemberStats.objects.filter(user_id=user.pk).first()
     if stats is None:
         stats = MemberStats(user_id=user.pk, rank=plan.lowest)
     rank = plan.rank(stats.rank_id)
     month_pv = monthly_pv(user=user)
+    streak, loyal = loyalty(plan, user=user)
     next_rank = plan.next_rank(rank)
-    if stats.tv_updated_at is None:  # never recalculated: the gap is the whole requirement
-        gap = next_rank.tv_required if next_rank else ZERO
-        cap = (next_rank or plan.top).tv_required * plan.settings.branch_cap
+    if stats.tv_updated_at is None:  # never recalculated: no team volume yet, the gap is the whole requirement
+        empty = rules.team_volume(plan.rules, plan.rank_rule(rank), [])
+        gap, cap = empty.gap, empty.cap
     else:
         gap, cap = stats.gap, stats.cap
     return {
         "rank": rank.code, "rank_name": rank.name, "rate": rank.rate,
-        "is_active": plan.is_active(month_pv) and not user.is_system_root,
+        "is_active": plan.rules.is_active(month_pv) and not user.is_system_root,
         "is_pioneer": stats.is_pioneer,
         "pv": stats.pv, "monthly_pv": month_pv, "fv": stats.fv, "tv": stats.tv,
         "max_branch": stats.max_branch, "cap": cap,
@@ -131,6 +178,7 @@ def member_summary(*, user: User) -> dict:
         "gap": gap,
         "gap_pv": max(ZERO, next_rank.pv_required - stats.pv) if next_rank else ZERO,
         "partners_required": next_rank.partners_required if next_rank else 0,
+        "loyalty_streak": streak, "is_loyalty_qualified": loyal,
         **bonus_status_totals(user=user),
         "clawback_debt": User.objects.filter(pk=user.pk).values_list("clawback_debt", flat=True).first() or ZERO,
     }
@@ -156,8 +204,7 @@ def bonuses_for(*, user: User, kind: str | None = None, month: date | None = Non
         qs = qs.filter(status=status)
     if month:
         start = month_start(month)
-        end = start.replace(year=start.year + 1, month=1) if start.month == 12 else start.replace(month=start.month + 1)
-        qs = qs.filter(created_at__date__gte=start, created_at__date__lt=end)
+        qs = qs.filter(created_at__date__gte=start, created_at__date__lt=month_next(start))
     return qs.order_by("-created_at", "-id")
 
 
@@ -167,10 +214,7 @@ def direct_referrals(*, user: User) -> list[dict]:
     refs = list(User.objects.filter(sponsor=user).order_by("id")
                 .values("id", "email", "first_name", "last_name", "date_joined"))
     stats = {s.user_id: s for s in MemberStats.objects.filter(user_id__in=[r["id"] for r in refs])}
-    month = month_start(timezone.now())
-    active = set(MonthlyVolume.objects.filter(user_id__in=[r["id"] for r in refs], month=month,
-                                              pv__gte=plan.settings.active_min_pv)
-                 .values_list("user_id", flat=True))
+    active = active_member_ids(plan, month=timezone.now(), user_ids=[r["id"] for r in refs])
     out = []
     for r in refs:
         s = stats.get(r["id"])
@@ -335,31 +379,98 @@ def bonus_totals(*, purchase_id: int) -> dict[str, Decimal]:
             Bonus.objects.filter(purchase_id=purchase_id).values("kind").annotate(total=Sum("amount"))}
 
 
+@dataclass(frozen=True)
+class Preview:
+    """What a purchase would pay (§11), with what it was asked about resolved."""
+
+    user: User
+    option: Option
+    packs: int
+    price: Decimal
+    when: datetime
+    outcome: rules.Outcome
+
+
+def _preview(*, user: User, option, packs: int = 1, price=None, when=None) -> Preview:
+    """Validate the question, then run the rules on a snapshot (`mlm.engine.preview`). Writes nothing."""
+    from mlm import engine
+
+    if user.is_system_root:
+        raise field_error("user", "The system root does not buy.", code="system_root")
+    if isinstance(packs, bool) or not isinstance(packs, int) or not 1 <= packs <= MAX_PACKS:
+        raise field_error("packs", f"packs must be a whole number between 1 and {MAX_PACKS}.",
+                          code="invalid_packs")
+    option = _option(option)
+    if price is None:
+        price = option.pack_price * packs
+    else:
+        try:
+            price = to_money(price, field="price")
+        except ValidationError as exc:
+            raise field_error("price", " ".join(exc.messages), code="invalid_price") from None
+    when = when or timezone.now()
+    if not isinstance(when, datetime) or timezone.is_naive(when):
+        raise field_error("when", "when must be a timezone-aware date and time.", code="naive_datetime")
+    user = User.objects.only("id", "email", "path", "is_system_root").get(pk=user.pk)
+    return Preview(user=user, option=option, packs=packs, price=price, when=when,
+                   outcome=engine.preview(user=user, option=option, price=price, when=when))
+
+
+def _option(option) -> Option:
+    """An `Option`, or its id."""
+    if isinstance(option, Option):
+        return option
+    try:
+        found = Option.objects.select_related("project").filter(pk=option).first()
+    except (TypeError, ValueError):
+        found = None
+    if found is None:
+        raise field_error("option", "Unknown option.", code="unknown_option")
+    return found
+
+
 def purchase_preview(*, user: User, option, packs: int = 1, price=None, when=None) -> list[dict]:
     """What processing a purchase by `user` of `packs` × `option` (or at `price`) dated `when`
     would create (§11): `{"user_id", "kind", "level", "rate", "amount"}` per bonus, computed by
     the same rules on the same data as processing. Writes nothing."""
-    from common.errors import field_error
-    from common.money import to_money
-    from mlm import engine
-    from purchases.models import Option
-
-    if user.is_system_root:
-        raise field_error("user", "The system root does not buy.", code="system_root")
-    if isinstance(packs, bool) or not isinstance(packs, int) or not 1 <= packs <= 100_000:
-        raise field_error("packs", "packs must be a whole number between 1 and 100000.", code="invalid_packs")
-    if not isinstance(option, Option):
-        option = Option.objects.filter(pk=option).first()
-        if option is None:
-            raise field_error("option", "Unknown option.", code="unknown_option")
-    price = option.pack_price * packs if price is None else to_money(price, field="price")
-    when = when or timezone.now()
-    if timezone.is_naive(when):
-        raise field_error("when", "when must be timezone-aware.", code="naive_datetime")
-    user = User.objects.only("id", "path", "is_system_root").get(pk=user.pk)
-    outcome = engine.preview(user=user, option=option, price=price, when=when)
+    outcome = _preview(user=user, option=option, packs=packs, price=price, when=when).outcome
     return [{"user_id": b.user_id, "kind": b.kind, "level": b.level, "rate": b.rate, "amount": b.amount}
             for b in outcome.bonuses]
+
+
+def purchase_preview_staff(*, user: User, option, packs: int = 1, price=None, when=None) -> dict:
+    """The operator's preview (staff API, admin page): every bonus with its recipient's e-mail
+    and, for options bonuses, the options granted; `total` sums them. Writes nothing."""
+    pv = _preview(user=user, option=option, packs=packs, price=price, when=when)
+    bonuses = pv.outcome.bonuses
+    emails = dict(User.objects.filter(pk__in={b.user_id for b in bonuses}).values_list("id", "email"))
+    return {"member_id": pv.user.pk, "email": pv.user.email, "option": pv.option.pk, "packs": pv.packs,
+            "price": pv.price, "when": pv.when,
+            "bonuses": [{"user_id": b.user_id, "email": emails.get(b.user_id, ""), "kind": b.kind, "level": b.level,
+                         "rate": b.rate, "amount": b.amount, "options": b.grant_shares or None,
+                         "option_id": b.grant_option.id if b.grant_option else None} for b in bonuses],
+            "total": sum((b.amount for b in bonuses), ZERO)}
+
+
+UPLINE_KINDS = (rules.DIFFERENTIAL, rules.PIONEER, rules.SYSTEM_COMPRESSION)
+
+
+def purchase_preview_member(*, user: User, option, packs: int = 1) -> dict:
+    """A member's preview of its own purchase now (§11), without anyone's name: `own` (its
+    investment and Grace Day bonuses, in options), `referral` (what its sponsor would get, an
+    amount) and `upline_total` (differentials, pioneer bonuses and the root's share). Only an
+    option for sale can be previewed. Writes nothing."""
+    option = _option(option)
+    if not option.is_active or not option.project.is_active:
+        raise field_error("option", f"The option {option} is not for sale.", code="inactive_option")
+    pv = _preview(user=user, option=option, packs=packs)
+    bonuses = pv.outcome.bonuses
+    own = [{"kind": b.kind, "rate": b.rate, "amount": b.amount, "options": b.grant_shares,
+            "option_id": b.grant_option.id} for b in bonuses if b.user_id == pv.user.pk and b.grant_option]
+    return {"option": pv.option.pk, "packs": pv.packs, "price": pv.price, "when": pv.when, "own": own,
+            "own_total": sum((b["amount"] for b in own), ZERO),
+            "referral": sum((b.amount for b in bonuses if b.kind == rules.REFERRAL), ZERO),
+            "upline_total": sum((b.amount for b in bonuses if b.kind in UPLINE_KINDS), ZERO)}
 
 
 # --- the monthly payout of held bonuses (money-lifecycle §1) ---------------------------------

@@ -10,19 +10,19 @@ size, exactly once per purchase by its processed marker).
 from __future__ import annotations
 
 import logging
-from collections import defaultdict
+from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from decimal import Decimal
 
 from django.db import IntegrityError, transaction
-from django.db.models import Count, Sum
+from django.db.models import Sum
 from django.utils import timezone
 
 from accounts.models import PATH_STEP, User
 from common.errors import field_error
-from common.money import MONEY_QUANTUM, ZERO, round_down, round_money
-from mlm import engine
+from common.money import ZERO
+from mlm import engine, rules, selectors
 from mlm.engine import team_volume_enqueue  # noqa: F401 - a public name of this module
 from mlm.models import (
     Bonus,
@@ -34,6 +34,7 @@ from mlm.models import (
     Rank,
     RankHistory,
     TeamVolumeQueue,
+    month_next,
     month_start,
 )
 from mlm.payouts import bonuses_create, payout_run, payout_run_with_status  # noqa: F401 - the service API
@@ -51,10 +52,6 @@ class ProcessResult:
 
 
 # --- helpers ---------------------------------------------------------------------------------
-
-def _month_end(month: date) -> date:
-    return month.replace(year=month.year + 1, month=1) if month.month == 12 else month.replace(month=month.month + 1)
-
 
 _STATS = MemberStats._meta.db_table
 _USERS = User._meta.db_table
@@ -77,14 +74,10 @@ def _stats_insert_missing(cur, where: str, params: list, plan: Plan) -> None:
 
 
 def _stats_ensure(user_ids, plan: Plan) -> None:
-    """Create the missing stats rows (one INSERT … ON CONFLICT DO NOTHING)."""
+    """Create the missing stats rows (one INSERT … ON CONFLICT DO NOTHING, as processing does)."""
     ids = sorted(set(user_ids))
-    if not ids:
-        return
-    from django.db import connection
-
-    with connection.cursor() as cur:  # one statement whatever the number of ids (SQLite batches bulk_create)
-        _stats_insert_missing(cur, f"u.id IN ({', '.join(['%s'] * len(ids))})", ids, plan)
+    if ids:
+        engine.stats_insert(ids, plan.lowest.pk)
 
 
 # --- processing purchases (§5, §11) ---------------------------------------------------------
@@ -169,15 +162,9 @@ def team_volumes_recalculate(*, user_ids, plan: Plan | None = None) -> int:
                                    .values_list("user__sponsor_id", "pv", "fv")):
             branches[sponsor_id].append(pv + fv)
         for s in rows:
-            rank = plan.rank(s.rank_id)
-            nxt = plan.next_rank(rank)
-            s.cap = round_money((nxt or plan.top).tv_required * plan.settings.branch_cap,
-                                places=MONEY_QUANTUM)
-            vols = branches.get(s.user_id, [])
-            s.tv = sum((min(v, s.cap) for v in vols), ZERO)
-            s.max_branch = max(vols, default=ZERO)
-            s.next_rank = nxt
-            s.gap = max(ZERO, nxt.tv_required - s.tv) if nxt else ZERO
+            team = rules.team_volume(plan.rules, plan.rules.rank(s.rank_id), branches.get(s.user_id, []))
+            s.tv, s.max_branch, s.cap, s.gap = team.tv, team.max_branch, team.cap, team.gap
+            s.next_rank_id = team.next_rank.id if team.next_rank else None
             s.tv_updated_at = now
         _stats_tv_write(rows, now)
     return len(rows)
@@ -272,33 +259,58 @@ def rank_assign(*, user: User, rank_code: str, reason: str = "manual", created_b
 
 
 def ranks_update(*, today: date | None = None, chunk: int = 1000) -> int:
-    """The daily advancement: members active this month get the highest rank above their
-    own whose every requirement holds. Never lowers a rank. Returns how many changed."""
+    """The daily advancement (§4, `rules.rank_earned`): members active this month get the highest
+    rank above their own whose every requirement holds. Never lowers a rank. Returns how many
+    changed."""
     plan = plan_load()
     month = month_start(today or timezone.now())
-    active_ids = list(MonthlyVolume.objects.filter(month=month, pv__gte=plan.settings.active_min_pv)
-                      .exclude(user__is_system_root=True).order_by("user_id").values_list("user_id", flat=True))
+    active_ids = sorted(selectors.active_member_ids(plan, month=month))
     changed = 0
     for i in range(0, len(active_ids), chunk):
         ids = active_ids[i:i + chunk]
         _stats_ensure(ids, plan)
         team_volumes_recalculate(user_ids=ids, plan=plan)
-        partners = dict(MonthlyVolume.objects.filter(month=month, pv__gte=plan.settings.active_min_pv,
-                                                     user__sponsor_id__in=ids)
-                        .values_list("user__sponsor_id").annotate(n=Count("id")))
+        partners = Counter(sponsor_id for sponsor_id, pv in
+                           MonthlyVolume.objects.filter(month=month, user__sponsor_id__in=ids)
+                           .values_list("user__sponsor_id", "pv") if plan.rules.is_active(pv))
+        changed_here = 0
         with transaction.atomic():
             for s in MemberStats.objects.select_for_update().filter(user_id__in=ids).order_by("user_id"):
-                current = plan.rank(s.rank_id)
-                best = None
-                for r in plan.ranks:
-                    if (r.position > current.position and s.pv >= r.pv_required and s.tv >= r.tv_required
-                            and partners.get(s.user_id, 0) >= r.partners_required):
-                        best = r
+                best = rules.rank_earned(plan.rules, plan.rules.rank(s.rank_id), pv=s.pv, tv=s.tv,
+                                         active_partners=partners[s.user_id], is_active=True)
                 if best is not None:
-                    _rank_change(s, best, reason=RankHistory.Reason.QUALIFIED, plan=plan)
-                    changed += 1
-            if changed:
-                team_volumes_recalculate(user_ids=ids, plan=plan)
+                    _rank_change(s, plan.by_id[best.id], reason=RankHistory.Reason.QUALIFIED, plan=plan)
+                    changed_here += 1
+            if changed_here:
+                team_volumes_recalculate(user_ids=ids, plan=plan)  # the caps follow the new ranks
+        changed += changed_here
+    return changed
+
+
+# --- the loyalty streak (§8a) ---------------------------------------------------------------
+
+def loyalty_streaks_update(*, today: date | None = None) -> int:
+    """Store every member's loyalty streak (`MemberStats.loyalty_streak`, for the admin's filter),
+    as `rules.loyalty_streak` counts it today. The daily beat task runs it: on the day after the
+    Grace Day (the 2nd by default) a member without a Grace Day purchase that month drops to 0.
+
+    Set-based: one query for the Grace Day months of the members who bought on a Grace Day this
+    month or last (no one else can have a streak), one UPDATE zeroing everyone else, and one
+    UPDATE per distinct streak value. Returns how many rows changed.
+    """
+    plan = plan_load()
+    today = today or timezone.now().date()
+    since = rules.month_add(today, -1)
+    streaks = {uid: n for uid, months in selectors.grace_day_months(plan, since=since).items()
+               if (n := rules.loyalty_streak(plan.rules, months, today=today))}
+    by_value: dict[int, list[int]] = defaultdict(list)
+    for uid, n in streaks.items():
+        by_value[n].append(uid)
+    with transaction.atomic():
+        changed = (MemberStats.objects.filter(loyalty_streak__gt=0).exclude(user_id__in=list(streaks))
+                   .update(loyalty_streak=0))
+        for n, ids in sorted(by_value.items()):
+            changed += MemberStats.objects.filter(user_id__in=ids).exclude(loyalty_streak=n).update(loyalty_streak=n)
     return changed
 
 
@@ -309,7 +321,7 @@ def global_pool_run(*, month: date) -> PoolRun:
     call returns the first run and pays nothing."""
     plan = plan_load()
     start = month_start(month)
-    end = _month_end(start)
+    end = month_next(start)
     existing = PoolRun.objects.filter(month=start).first()
     if existing is not None:
         return existing
@@ -321,11 +333,9 @@ def global_pool_run(*, month: date) -> PoolRun:
                                           created_at__date__gte=start,
                                           created_at__date__lt=end).exclude(user__is_system_root=True)
                   .aggregate(t=Sum("price"))["t"] or ZERO)
-        pool = round_money(volume * plan.settings.pool_rate)
         qualifiers = _pool_qualifiers(plan, start)
-        n = len(qualifiers)
-        share = round_down(pool / n) if n else ZERO
-        remainder = pool - share * n if n else ZERO
+        split = rules.pool_split(plan.rules, company_volume=volume, qualifiers=len(qualifiers))
+        pool, share, remainder, n = split.pool, split.share, split.remainder, len(qualifiers)
         try:
             with transaction.atomic():
                 run = PoolRun.objects.create(month=start, company_volume=volume, pool=pool, qualifiers=n,
@@ -333,7 +343,7 @@ def global_pool_run(*, month: date) -> PoolRun:
         except IntegrityError:
             return PoolRun.objects.get(month=start)
         bonuses = [Bonus(user_id=uid, pool_run=run, kind=Bonus.Kind.GLOBAL_POOL, amount=share,
-                         rate=plan.settings.pool_rate) for uid in qualifiers if share > 0]
+                         rate=plan.rules.pool_rate) for uid in qualifiers if share > 0]
         if remainder > 0:
             bonuses.append(Bonus(user_id=root.pk, pool_run=run, kind=Bonus.Kind.GLOBAL_POOL, amount=remainder))
         created = bonuses_create(bonuses, settings=plan.settings)  # credited now, or held
@@ -348,8 +358,7 @@ def _pool_qualifiers(plan: Plan, month: date) -> list[int]:
     tops = list(User.objects.filter(mlm_stats__rank=top, is_system_root=False).values_list("id", "path", "depth"))
     if not tops:
         return []
-    active = set(MonthlyVolume.objects.filter(month=month, pv__gte=plan.settings.active_min_pv,
-                                              user_id__in=[t[0] for t in tops]).values_list("user_id", flat=True))
+    active = selectors.active_member_ids(plan, month=month, user_ids=[t[0] for t in tops])
     out = []
     for uid, path, depth in tops:
         if uid not in active:

@@ -55,6 +55,14 @@ def ranks_update_task() -> int:
     return ranks_update()
 
 
+@shared_task(name="mlm.loyalty_streaks_update", acks_late=True)
+def loyalty_streaks_update_task() -> int:
+    """Daily: store every member's loyalty streak (§8a); the day after the Grace Day resets it."""
+    from mlm.services import loyalty_streaks_update
+
+    return loyalty_streaks_update()
+
+
 @shared_task(name="mlm.global_pool_run", acks_late=True)
 def global_pool_run_task(month: str | None = None) -> int:
     """Pays the pool of `month` (ISO date), by default the previous month."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.db.models import Prefetch, QuerySet
 
 from accounts.models import User, Wallet
+from common.pricing import cheapest
 from purchases.models import Option, Project, Purchase
 from purchases.signals import purchase_refund_preview
 
@@ -23,9 +24,10 @@ def purchases_for(*, user: User, kind: str | None = None) -> QuerySet[Purchase]:
 
 
 def cheapest_active_option(*, project_id: int) -> Option | None:
-    """The project's active option with the lowest unit price (pack price / pack shares)."""
-    options = list(Option.objects.filter(project_id=project_id, is_active=True))
-    return min(options, key=lambda o: (o.unit_price, o.pk), default=None)
+    """The project's active option with the lowest unit price (pack price / pack shares; ties: the
+    lowest id): the query here, the choice in `common.pricing.cheapest` (the one home of §7's rule,
+    which `mlm.rules` uses too)."""
+    return cheapest(Option.objects.filter(project_id=project_id, is_active=True))
 
 
 def refund_preview(*, purchase: Purchase) -> dict:

@@ -1,7 +1,12 @@
+from decimal import Decimal
+
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from accounts.models import User
 from mlm.models import Bonus, Notification, PayoutRun, month_parse
+from purchases.models import Option
+from purchases.services import MAX_PACKS
 
 MONEY = {"max_digits": 20, "decimal_places": 8}
 
@@ -39,6 +44,8 @@ class SummaryOut(serializers.Serializer):
     gap = serializers.DecimalField(**MONEY)
     gap_pv = serializers.DecimalField(**MONEY)
     partners_required = serializers.IntegerField()
+    loyalty_streak = serializers.IntegerField(help_text="Consecutive months with a purchase on the Grace Day.")
+    is_loyalty_qualified = serializers.BooleanField(help_text="The streak reaches the plan's loyalty months.")
     bonuses_pending = serializers.DecimalField(**MONEY, help_text="Cash bonuses held for the payout run.")
     bonuses_paid = serializers.DecimalField(**MONEY, help_text="Cash bonuses credited to the passive wallet.")
     bonuses_reversed = serializers.DecimalField(**MONEY, help_text="Cash bonuses taken back by a refund.")
@@ -144,3 +151,74 @@ class PayoutRunOut(serializers.ModelSerializer):
     class Meta:
         model = PayoutRun
         fields = ["id", "month", "bonuses", "total", "created_by", "created_at"]
+
+
+# --- preview (§11) ---------------------------------------------------------------------------
+
+RATE = {"max_digits": 7, "decimal_places": 6}
+
+
+class MemberPreviewIn(serializers.Serializer):
+    option = serializers.IntegerField(min_value=1, help_text="The option's id (see /api/projects/).")
+    packs = serializers.IntegerField(min_value=1, max_value=MAX_PACKS, default=1)
+
+
+class StaffPreviewIn(MemberPreviewIn):
+    member_id = serializers.PrimaryKeyRelatedField(
+        queryset=User.objects.filter(is_system_root=False), required=False, help_text="The buyer (or `email`).")
+    email = serializers.SlugRelatedField(slug_field="email", queryset=User.objects.filter(is_system_root=False),
+                                         required=False, help_text="The buyer (or `member_id`).")
+    option = serializers.PrimaryKeyRelatedField(queryset=Option.objects.all(),
+                                                help_text="Any option, for sale or not.")
+    price = serializers.DecimalField(**MONEY, min_value=Decimal("0.00000001"), required=False, allow_null=True,
+                                     help_text="Price instead of packs × the pack price.")
+    when = serializers.DateTimeField(required=False, allow_null=True, help_text="The purchase's date (default now).")
+
+    def validate(self, attrs):
+        if ("member_id" in attrs) == ("email" in attrs):
+            raise serializers.ValidationError({"member_id": serializers.ErrorDetail(
+                "Name the buyer with member_id or email (one of them).", code="member_required")})
+        attrs["user"] = attrs.pop("member_id", None) or attrs.pop("email")
+        return attrs
+
+
+class PreviewBonusOut(serializers.Serializer):
+    user_id = serializers.IntegerField()
+    email = serializers.EmailField()
+    kind = serializers.CharField(help_text="The bonus kind (as in the bonus list).")
+    level = serializers.IntegerField(allow_null=True)
+    rate = serializers.DecimalField(**RATE, allow_null=True)
+    amount = serializers.DecimalField(**MONEY)
+    options = serializers.IntegerField(allow_null=True, help_text="Options granted (options bonuses).")
+    option_id = serializers.IntegerField(allow_null=True, help_text="The option granted (options bonuses).")
+
+
+class StaffPreviewOut(serializers.Serializer):
+    member_id = serializers.IntegerField()
+    email = serializers.EmailField()
+    option = serializers.IntegerField()
+    packs = serializers.IntegerField()
+    price = serializers.DecimalField(**MONEY)
+    when = serializers.DateTimeField()
+    bonuses = PreviewBonusOut(many=True)
+    total = serializers.DecimalField(**MONEY)
+
+
+class OwnBonusOut(serializers.Serializer):
+    kind = serializers.CharField(help_text="`investment` or `grace_day`.")
+    rate = serializers.DecimalField(**RATE)
+    amount = serializers.DecimalField(**MONEY)
+    options = serializers.IntegerField(help_text="Options granted.")
+    option_id = serializers.IntegerField(help_text="The option granted.")
+
+
+class MemberPreviewOut(serializers.Serializer):
+    option = serializers.IntegerField()
+    packs = serializers.IntegerField()
+    price = serializers.DecimalField(**MONEY)
+    when = serializers.DateTimeField()
+    own = OwnBonusOut(many=True, help_text="My investment and Grace Day bonuses (in options).")
+    own_total = serializers.DecimalField(**MONEY)
+    referral = serializers.DecimalField(**MONEY, help_text="What my sponsor would get (in options), an amount.")
+    upline_total = serializers.DecimalField(**MONEY, help_text="What my upline would earn in all: differentials, "
+                                                                "pioneer bonuses and the company's share.")

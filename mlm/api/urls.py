@@ -3,6 +3,8 @@ from django.urls import path
 from mlm.api import views
 
 urlpatterns = [
+    path("preview/", views.StaffPreviewView.as_view(), name="mlm-preview"),
+    path("me/preview/", views.MemberPreviewView.as_view(), name="mlm-me-preview"),
     path("me/summary/", views.SummaryView.as_view(), name="mlm-summary"),
     path("me/bonuses/", views.BonusListView.as_view(), name="mlm-bonuses"),
     path("me/team/", views.TeamView.as_view(), name="mlm-team"),

@@ -12,11 +12,15 @@ from mlm import selectors, services
 from mlm.api.serializers import (
     BonusFilterIn,
     BonusOut,
+    MemberPreviewIn,
+    MemberPreviewOut,
     NotificationFilterIn,
     NotificationOut,
     PayoutMonthIn,
     PayoutPreviewOut,
     PayoutRunOut,
+    StaffPreviewIn,
+    StaffPreviewOut,
     SummaryOut,
     TeamIn,
     TeamOut,
@@ -141,3 +145,30 @@ class PayoutRunView(APIView):
             message = f"{month:%Y-%m} was already paid out (run #{run.pk}): nothing was paid now."
             raise ConflictError({"month": ConflictError(message, code="already_run")}, code="already_run")
         return Response(PayoutRunOut(run).data, status=status.HTTP_201_CREATED)
+
+
+# --- preview of a purchase (§11): writes nothing ----------------------------------------------
+
+class MemberPreviewView(APIView):
+    @extend_schema(tags=["mlm"], summary="What my purchase would pay (writes nothing)", request=MemberPreviewIn,
+                   responses={200: MemberPreviewOut,
+                              400: OpenApiResponse(ERROR, description="Unknown option, not for sale, bad packs.")})
+    def post(self, request):
+        data = MemberPreviewIn(data=request.data)
+        data.is_valid(raise_exception=True)
+        preview = selectors.purchase_preview_member(user=request.user, **data.validated_data)
+        return Response(MemberPreviewOut(preview).data)
+
+
+class StaffPreviewView(APIView):
+    permission_classes = [IsAdminUser]
+
+    @extend_schema(tags=["mlm"], summary="What a purchase by any member would pay, to whom (writes nothing)",
+                   request=StaffPreviewIn,
+                   responses={200: StaffPreviewOut,
+                              400: OpenApiResponse(ERROR, description="Unknown member or option, bad packs, "
+                                                                      "price or date.")})
+    def post(self, request):
+        data = StaffPreviewIn(data=request.data)
+        data.is_valid(raise_exception=True)
+        return Response(StaffPreviewOut(selectors.purchase_preview_staff(**data.validated_data)).data)

@@ -193,7 +193,7 @@ def test_random_network_keeps_ledger_and_differential_invariant(root):
         buyer_rate = plan.rank(stats[p.user_id].rank_id).rate
         total = sum(Bonus.objects.filter(purchase=p, kind__in=["differential", "system_compression"])
                     .values_list("amount", flat=True))
-        assert total == round_money(p.price * (plan.cap_rate - buyer_rate)), p.pk
+        assert total == round_money(p.price * (plan.rules.cap_rate - buyer_rate)), p.pk
     # Volumes agree with a from-scratch rebuild.
     before = {s.user_id: (s.pv, s.fv) for s in MemberStats.objects.all()}
     call_command("rebuild_volumes")

@@ -19,10 +19,12 @@ D = Decimal
 def test_beat_schedules_exist_once():
     names = set(PeriodicTask.objects.filter(task__startswith="mlm.").values_list("task", flat=True))
     assert names == {"mlm.ranks_update", "mlm.global_pool_run", "mlm.purchases_sweep", "mlm.team_volume_drain",
-                     "mlm.payout_run_due"}
+                     "mlm.payout_run_due", "mlm.loyalty_streaks_update"}
     daily = PeriodicTask.objects.get(task="mlm.ranks_update")
     assert (daily.crontab.minute, daily.crontab.hour, str(daily.crontab.timezone)) == ("0", "0", "UTC")
     assert PeriodicTask.objects.get(task="mlm.global_pool_run").crontab.day_of_month == "3"
+    loyalty = PeriodicTask.objects.get(task="mlm.loyalty_streaks_update").crontab  # daily, so it runs on the 2nd
+    assert (loyalty.minute, loyalty.hour, loyalty.day_of_month, str(loyalty.timezone)) == ("5", "0", "*", "UTC")
 
 
 def test_daily_advancement_skips_levels_and_never_lowers(root):
@@ -102,3 +104,36 @@ def test_pool_qualifiers_need_two_distinct_top_branches_and_activity(root):
     assert run.pool == D("1000.00") and run.qualifiers == 3 and run.share == D("333.33")
     paid = {b.user_id: b.amount for b in Bonus.objects.filter(pool_run=run)}
     assert paid == {**{q.pk: D("333.33") for q in two_branches}, root.pk: D("0.01")}
+
+
+def test_the_loyalty_schedule_is_seeded_without_wiping_an_operators_edits():
+    import importlib
+
+    from django.apps import apps
+
+    task = PeriodicTask.objects.get(task="mlm.loyalty_streaks_update")
+    PeriodicTask.objects.filter(pk=task.pk).update(enabled=False, description="paused by ops")
+    importlib.import_module("mlm.migrations.0008_loyalty_schedule_purchase_preview").seed_loyalty_schedule(apps, None)
+    task.refresh_from_db()
+    assert (task.enabled, task.description) == (False, "paused by ops")
+    assert PeriodicTask.objects.filter(task="mlm.loyalty_streaks_update").count() == 1
+
+
+def test_the_loyalty_task_stores_streaks_set_based(root, django_assert_max_num_queries):
+    from mlm.rules import month_add
+    from mlm.tasks import loyalty_streaks_update_task
+
+    opt = option("1000")
+    this_month = timezone.now().date().replace(day=1)
+    loyal = [member() for _ in range(4)]
+    for k in (1, 0):  # last month's and this month's Grace Day
+        first = month_add(this_month, -k)
+        for m in loyal:
+            p = buy(m, opt)
+            Purchase.objects.filter(pk=p.pk).update(created_at=datetime(first.year, first.month, 1, 8, tzinfo=UTC))
+    lapsed = member()
+    MemberStats.objects.filter(user=lapsed).update(loyalty_streak=5)  # no Grace Day purchase any more
+    with django_assert_max_num_queries(8):
+        assert loyalty_streaks_update_task.delay().get() == 5
+    assert dict(MemberStats.objects.filter(user__in=[*loyal, lapsed]).values_list("user_id", "loyalty_streak")) \
+        == {**{m.pk: 2 for m in loyal}, lapsed.pk: 0}

@@ -5,6 +5,7 @@ from decimal import Decimal
 import pytest
 from django.core.management import call_command
 from django.db.models import Sum
+from django.utils import timezone
 
 from accounts.models import DebtEntry, LedgerEntry, User
 from accounts.selectors import debt_mismatches, ledger_mismatches
@@ -550,3 +551,36 @@ def test_clawback_query_count_is_constant_whatever_the_depth(root):
     assert shallow == deep, (shallow, deep)
     assert deep <= 45, deep
     print(f"clawback queries: depth 5 → {shallow}, depth 200 → {deep}")
+
+
+@pytest.mark.django_db
+def test_a_refund_takes_back_a_grace_day_bonus_like_other_option_bonuses(root, django_capture_on_commit_callbacks):
+    """§8a's bonus is an options bonus: a refund reverses it and revokes its auto-purchase, and
+    the refunded purchase no longer counts for the loyalty streak."""
+    from accounts.services import wallet_deposit
+    from mlm.selectors import member_summary
+    from purchases.services import purchase_create
+
+    s = member(member())
+    opt = option("1000")  # unit 0.05
+    wallet_deposit(user=s, amount="1000", reference="s-funds")
+    with django_capture_on_commit_callbacks(execute=True):
+        team_volume_drain()
+    before = snapshot()
+    p = purchase_create(user=s, option=opt)  # its processing waits for the commit: date it on the Grace Day first
+    Purchase.objects.filter(pk=p.pk).update(created_at=timezone.now().replace(day=1, hour=0, minute=0, second=1))
+    with django_capture_on_commit_callbacks(execute=True):
+        purchase_process(purchase_id=p.pk)
+    grace = Bonus.objects.get(purchase=p, kind="grace_day")
+    assert (grace.user_id, grace.amount, grace.granted_purchase.shares) == (s.pk, D("50.00"), 1000)
+    assert member_summary(user=s)["loyalty_streak"] == 1
+
+    with django_capture_on_commit_callbacks(execute=True):
+        purchase_refund(purchase=p)
+    grace.refresh_from_db()
+    assert grace.status == "reversed" and grace.reversed_at is not None
+    assert grace.granted_purchase.refunded_at is not None
+    assert Refund.objects.filter(purchase=grace.granted_purchase).exists()
+    assert member_summary(user=s)["loyalty_streak"] == 0
+    assert snapshot() == before
+    assert_books_balance()
