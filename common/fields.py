@@ -37,3 +37,19 @@ class StrictIntegerField(serializers.IntegerField):
         if isinstance(data, str) and "." in data:
             self.fail("invalid")
         return super().to_internal_value(_ascii_number(self, data))
+
+
+class MoneyInputField(StrictDecimalField):
+    """A money amount in a request: a JSON number or a numeric ASCII string, > 0, 8 places."""
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("max_digits", 20)
+        kwargs.setdefault("decimal_places", 8)
+        kwargs.setdefault("min_value", None)
+        super().__init__(**kwargs)
+
+    def to_internal_value(self, data):
+        value = super().to_internal_value(data)
+        if value <= 0:
+            raise serializers.ValidationError("Must be greater than zero.", code="min_value")
+        return value

@@ -1,22 +1,7 @@
 from rest_framework import serializers
 
 from accounts.models import LedgerEntry, User, Wallet
-
-
-class MoneyInputField(serializers.DecimalField):
-    """A money amount in a request: a JSON number or a numeric string, > 0, 8 places."""
-
-    def __init__(self, **kwargs):
-        kwargs.setdefault("max_digits", 20)
-        kwargs.setdefault("decimal_places", 8)
-        kwargs.setdefault("min_value", None)
-        super().__init__(**kwargs)
-
-    def to_internal_value(self, data):
-        value = super().to_internal_value(data)
-        if value <= 0:
-            raise serializers.ValidationError("Must be greater than zero.")
-        return value
+from common.fields import MoneyInputField, StrictDecimalField, StrictIntegerField
 
 
 class RegisterInputSerializer(serializers.Serializer):
@@ -92,13 +77,13 @@ class MemberTransferInputSerializer(serializers.Serializer):
 class MemberTransferOutputSerializer(serializers.Serializer):
     receiver = serializers.EmailField(help_text="The receiver's e-mail.")
     wallet = serializers.CharField()
-    amount = serializers.DecimalField(max_digits=20, decimal_places=8)
+    amount = StrictDecimalField(max_digits=20, decimal_places=8)
     entries = LedgerEntrySerializer(many=True, help_text="My side of the transfer (the debit).")
 
 
 class ServiceDepositInputSerializer(serializers.Serializer):
     email = serializers.EmailField(required=False)
-    member_id = serializers.IntegerField(required=False)
+    member_id = StrictIntegerField(required=False)
     amount = MoneyInputField()
     reference = serializers.CharField(max_length=150, help_text="The payment's reference; the same "
                                                                  "reference twice deposits once.")
@@ -110,10 +95,10 @@ class ServiceDepositInputSerializer(serializers.Serializer):
 
 
 class DepositOutputSerializer(serializers.Serializer):
-    id = serializers.IntegerField()
-    member_id = serializers.IntegerField(source="user_id")
-    amount = serializers.DecimalField(max_digits=20, decimal_places=8)
-    balance_after = serializers.DecimalField(max_digits=20, decimal_places=8)
+    id = StrictIntegerField()
+    member_id = StrictIntegerField(source="user_id")
+    amount = StrictDecimalField(max_digits=20, decimal_places=8)
+    balance_after = StrictDecimalField(max_digits=20, decimal_places=8)
     reference = serializers.SerializerMethodField()
     created_at = serializers.DateTimeField()
 

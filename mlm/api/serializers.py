@@ -4,6 +4,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from accounts.models import User
+from common.fields import StrictDecimalField, StrictIntegerField
 from mlm.models import Bonus, Notification, PayoutRun, month_parse
 from purchases.models import Option
 from purchases.services import MAX_PACKS
@@ -31,25 +32,25 @@ class MonthField(serializers.Field):
 class SummaryOut(serializers.Serializer):
     rank = serializers.CharField()
     rank_name = serializers.CharField()
-    rate = serializers.DecimalField(max_digits=7, decimal_places=6)
+    rate = StrictDecimalField(max_digits=7, decimal_places=6)
     is_active = serializers.BooleanField()
     is_pioneer = serializers.BooleanField()
-    pv = serializers.DecimalField(**MONEY)
-    monthly_pv = serializers.DecimalField(**MONEY)
-    fv = serializers.DecimalField(**MONEY)
-    tv = serializers.DecimalField(**MONEY)
-    max_branch = serializers.DecimalField(**MONEY)
-    cap = serializers.DecimalField(**MONEY)
+    pv = StrictDecimalField(**MONEY)
+    monthly_pv = StrictDecimalField(**MONEY)
+    fv = StrictDecimalField(**MONEY)
+    tv = StrictDecimalField(**MONEY)
+    max_branch = StrictDecimalField(**MONEY)
+    cap = StrictDecimalField(**MONEY)
     next_rank = serializers.CharField(allow_null=True)
-    gap = serializers.DecimalField(**MONEY)
-    gap_pv = serializers.DecimalField(**MONEY)
-    partners_required = serializers.IntegerField()
-    loyalty_streak = serializers.IntegerField(help_text="Consecutive months with a purchase on the Grace Day.")
+    gap = StrictDecimalField(**MONEY)
+    gap_pv = StrictDecimalField(**MONEY)
+    partners_required = StrictIntegerField()
+    loyalty_streak = StrictIntegerField(help_text="Consecutive months with a purchase on the Grace Day.")
     is_loyalty_qualified = serializers.BooleanField(help_text="The streak reaches the plan's loyalty months.")
-    bonuses_pending = serializers.DecimalField(**MONEY, help_text="Cash bonuses held for the payout run.")
-    bonuses_paid = serializers.DecimalField(**MONEY, help_text="Cash bonuses credited to the passive wallet.")
-    bonuses_reversed = serializers.DecimalField(**MONEY, help_text="Cash bonuses taken back by a refund.")
-    clawback_debt = serializers.DecimalField(**MONEY, help_text="Owed from refunds: later passive credits "
+    bonuses_pending = StrictDecimalField(**MONEY, help_text="Cash bonuses held for the payout run.")
+    bonuses_paid = StrictDecimalField(**MONEY, help_text="Cash bonuses credited to the passive wallet.")
+    bonuses_reversed = StrictDecimalField(**MONEY, help_text="Cash bonuses taken back by a refund.")
+    clawback_debt = StrictDecimalField(**MONEY, help_text="Owed from refunds: later passive credits "
                                                                  "pay it first.")
 
 
@@ -67,35 +68,35 @@ class BonusOut(serializers.ModelSerializer):
 
 
 class TeamIn(serializers.Serializer):
-    depth = serializers.IntegerField(min_value=1, max_value=10, required=False, default=1)
+    depth = StrictIntegerField(min_value=1, max_value=10, required=False, default=1)
 
 
 class ReferralOut(serializers.Serializer):
-    id = serializers.IntegerField()
+    id = StrictIntegerField()
     email = serializers.EmailField()
     first_name = serializers.CharField()
     last_name = serializers.CharField()
     rank = serializers.CharField()
     is_active = serializers.BooleanField()
-    pv = serializers.DecimalField(**MONEY)
-    fv = serializers.DecimalField(**MONEY)
-    branch_volume = serializers.DecimalField(**MONEY)
+    pv = StrictDecimalField(**MONEY)
+    fv = StrictDecimalField(**MONEY)
+    branch_volume = StrictDecimalField(**MONEY)
 
 
 class DownlineOut(serializers.Serializer):
-    id = serializers.IntegerField()
+    id = StrictIntegerField()
     email = serializers.EmailField()
-    sponsor_id = serializers.IntegerField()
-    level = serializers.IntegerField()
+    sponsor_id = StrictIntegerField()
+    level = StrictIntegerField()
     rank = serializers.CharField()
-    pv = serializers.DecimalField(**MONEY)
-    branch_volume = serializers.DecimalField(**MONEY)
+    pv = StrictDecimalField(**MONEY)
+    branch_volume = StrictDecimalField(**MONEY)
 
 
 class TeamOut(serializers.Serializer):
     referrals = ReferralOut(many=True)
     downline = DownlineOut(many=True)
-    depth = serializers.IntegerField()
+    depth = StrictIntegerField()
     truncated = serializers.BooleanField()
 
 
@@ -114,29 +115,29 @@ class PayoutMonthIn(serializers.Serializer):
 
 
 class PayoutKindOut(serializers.Serializer):
-    amount = serializers.DecimalField(**MONEY)
-    count = serializers.IntegerField()
+    amount = StrictDecimalField(**MONEY)
+    count = StrictIntegerField()
 
 
 class PayoutMemberOut(serializers.Serializer):
-    user_id = serializers.IntegerField()
+    user_id = StrictIntegerField()
     email = serializers.EmailField()
-    amount = serializers.DecimalField(**MONEY)
-    count = serializers.IntegerField()
+    amount = StrictDecimalField(**MONEY)
+    count = StrictIntegerField()
 
 
 class PayoutRunSummaryOut(serializers.Serializer):
-    id = serializers.IntegerField()
-    bonuses = serializers.IntegerField()
-    total = serializers.DecimalField(**MONEY)
+    id = StrictIntegerField()
+    bonuses = StrictIntegerField()
+    total = StrictDecimalField(**MONEY)
     created_at = serializers.DateTimeField()
 
 
 class PayoutPreviewOut(serializers.Serializer):
     month = MonthField()
-    total = serializers.DecimalField(**MONEY)
-    count = serializers.IntegerField(help_text="Held bonuses the run would pay.")
-    members = serializers.IntegerField()
+    total = StrictDecimalField(**MONEY)
+    count = StrictIntegerField(help_text="Held bonuses the run would pay.")
+    members = StrictIntegerField()
     by_kind = serializers.DictField(child=PayoutKindOut())
     by_member = PayoutMemberOut(many=True)
     already_run = serializers.BooleanField()
@@ -159,8 +160,8 @@ RATE = {"max_digits": 7, "decimal_places": 6}
 
 
 class MemberPreviewIn(serializers.Serializer):
-    option = serializers.IntegerField(min_value=1, help_text="The option's id (see /api/projects/).")
-    packs = serializers.IntegerField(min_value=1, max_value=MAX_PACKS, default=1)
+    option = StrictIntegerField(min_value=1, help_text="The option's id (see /api/projects/).")
+    packs = StrictIntegerField(min_value=1, max_value=MAX_PACKS, default=1)
 
 
 class StaffPreviewIn(MemberPreviewIn):
@@ -170,7 +171,7 @@ class StaffPreviewIn(MemberPreviewIn):
                                          required=False, help_text="The buyer (or `member_id`).")
     option = serializers.PrimaryKeyRelatedField(queryset=Option.objects.all(),
                                                 help_text="Any option, for sale or not.")
-    price = serializers.DecimalField(**MONEY, min_value=Decimal("0.00000001"), required=False, allow_null=True,
+    price = StrictDecimalField(**MONEY, min_value=Decimal("0.00000001"), required=False, allow_null=True,
                                      help_text="Price instead of packs × the pack price.")
     when = serializers.DateTimeField(required=False, allow_null=True, help_text="The purchase's date (default now).")
 
@@ -183,42 +184,42 @@ class StaffPreviewIn(MemberPreviewIn):
 
 
 class PreviewBonusOut(serializers.Serializer):
-    user_id = serializers.IntegerField()
+    user_id = StrictIntegerField()
     email = serializers.EmailField()
     kind = serializers.CharField(help_text="The bonus kind (as in the bonus list).")
-    level = serializers.IntegerField(allow_null=True)
-    rate = serializers.DecimalField(**RATE, allow_null=True)
-    amount = serializers.DecimalField(**MONEY)
-    options = serializers.IntegerField(allow_null=True, help_text="Options granted (options bonuses).")
-    option_id = serializers.IntegerField(allow_null=True, help_text="The option granted (options bonuses).")
+    level = StrictIntegerField(allow_null=True)
+    rate = StrictDecimalField(**RATE, allow_null=True)
+    amount = StrictDecimalField(**MONEY)
+    options = StrictIntegerField(allow_null=True, help_text="Options granted (options bonuses).")
+    option_id = StrictIntegerField(allow_null=True, help_text="The option granted (options bonuses).")
 
 
 class StaffPreviewOut(serializers.Serializer):
-    member_id = serializers.IntegerField()
+    member_id = StrictIntegerField()
     email = serializers.EmailField()
-    option = serializers.IntegerField()
-    packs = serializers.IntegerField()
-    price = serializers.DecimalField(**MONEY)
+    option = StrictIntegerField()
+    packs = StrictIntegerField()
+    price = StrictDecimalField(**MONEY)
     when = serializers.DateTimeField()
     bonuses = PreviewBonusOut(many=True)
-    total = serializers.DecimalField(**MONEY)
+    total = StrictDecimalField(**MONEY)
 
 
 class OwnBonusOut(serializers.Serializer):
     kind = serializers.CharField(help_text="`investment` or `grace_day`.")
-    rate = serializers.DecimalField(**RATE)
-    amount = serializers.DecimalField(**MONEY)
-    options = serializers.IntegerField(help_text="Options granted.")
-    option_id = serializers.IntegerField(help_text="The option granted.")
+    rate = StrictDecimalField(**RATE)
+    amount = StrictDecimalField(**MONEY)
+    options = StrictIntegerField(help_text="Options granted.")
+    option_id = StrictIntegerField(help_text="The option granted.")
 
 
 class MemberPreviewOut(serializers.Serializer):
-    option = serializers.IntegerField()
-    packs = serializers.IntegerField()
-    price = serializers.DecimalField(**MONEY)
+    option = StrictIntegerField()
+    packs = StrictIntegerField()
+    price = StrictDecimalField(**MONEY)
     when = serializers.DateTimeField()
     own = OwnBonusOut(many=True, help_text="My investment and Grace Day bonuses (in options).")
-    own_total = serializers.DecimalField(**MONEY)
-    referral = serializers.DecimalField(**MONEY, help_text="What my sponsor would get (in options), an amount.")
-    upline_total = serializers.DecimalField(**MONEY, help_text="What my upline would earn in all: differentials, "
+    own_total = StrictDecimalField(**MONEY)
+    referral = StrictDecimalField(**MONEY, help_text="What my sponsor would get (in options), an amount.")
+    upline_total = StrictDecimalField(**MONEY, help_text="What my upline would earn in all: differentials, "
                                                                 "pioneer bonuses and the company's share.")

@@ -1,11 +1,12 @@
 from rest_framework import serializers
 
+from common.fields import StrictDecimalField, StrictIntegerField
 from purchases.models import Option, Project, Purchase, Refund
 from purchases.services import MAX_PACKS
 
 
 class OptionSerializer(serializers.ModelSerializer):
-    unit_price = serializers.DecimalField(max_digits=28, decimal_places=8, read_only=True)
+    unit_price = StrictDecimalField(max_digits=28, decimal_places=8, read_only=True)
 
     class Meta:
         model = Option
@@ -23,8 +24,8 @@ class ProjectSerializer(serializers.ModelSerializer):
 
 
 class PurchaseInputSerializer(serializers.Serializer):
-    option = serializers.IntegerField(help_text="The option's id.")
-    packs = serializers.IntegerField(min_value=1, max_value=MAX_PACKS, default=1)
+    option = StrictIntegerField(help_text="The option's id.")
+    packs = StrictIntegerField(min_value=1, max_value=MAX_PACKS, default=1)
 
 
 class PurchaseSerializer(serializers.ModelSerializer):
@@ -62,60 +63,60 @@ class RefundSerializer(serializers.ModelSerializer):
 
 
 class WalletCreditSerializer(serializers.Serializer):
-    user_id = serializers.IntegerField()
+    user_id = StrictIntegerField()
     email = serializers.EmailField()
     wallet = serializers.CharField()
-    amount = serializers.DecimalField(**MONEY)
+    amount = StrictDecimalField(**MONEY)
 
 
 class VolumeTakenBackSerializer(serializers.Serializer):
-    user_id = serializers.IntegerField()
+    user_id = StrictIntegerField()
     email = serializers.CharField()
     volume = serializers.ChoiceField(choices=["pv", "monthly_pv", "fv"])
     month = serializers.DateField(allow_null=True)
-    amount = serializers.DecimalField(**MONEY)
+    amount = StrictDecimalField(**MONEY)
 
 
 class BonusTakenBackSerializer(serializers.Serializer):
-    bonus_id = serializers.IntegerField()
-    user_id = serializers.IntegerField()
+    bonus_id = StrictIntegerField()
+    user_id = StrictIntegerField()
     email = serializers.CharField()
     kind = serializers.CharField()
     status = serializers.CharField(help_text="The bonus's status now.")
-    amount = serializers.DecimalField(**MONEY)
+    amount = StrictDecimalField(**MONEY)
     action = serializers.ChoiceField(choices=["cancel", "reverse", "revoke", "none"],
                                      help_text="cancel a pending bonus; reverse a paid cash bonus (passive debit, "
                                                "the rest as clawback debt); revoke an options bonus and its "
                                                "auto-purchase; none: already taken back.")
-    debit = serializers.DecimalField(**MONEY, help_text="reverse: what the passive balance covers now.")
-    debt = serializers.DecimalField(**MONEY, help_text="reverse: what becomes clawback debt.")
-    granted_purchase_id = serializers.IntegerField(allow_null=True)
+    debit = StrictDecimalField(**MONEY, help_text="reverse: what the passive balance covers now.")
+    debt = StrictDecimalField(**MONEY, help_text="reverse: what becomes clawback debt.")
+    granted_purchase_id = StrictIntegerField(allow_null=True)
 
 
 class PioneerTakenBackSerializer(serializers.Serializer):
-    user_id = serializers.IntegerField()
+    user_id = StrictIntegerField()
     email = serializers.CharField()
     action = serializers.ChoiceField(choices=["withdraw", "keep"])
-    other_purchase_id = serializers.IntegerField(allow_null=True)
+    other_purchase_id = StrictIntegerField(allow_null=True)
 
 
 class RevenueReversalSerializer(serializers.Serializer):
-    revenue_id = serializers.IntegerField()
-    amount = serializers.DecimalField(**MONEY)
+    revenue_id = StrictIntegerField()
+    amount = StrictDecimalField(**MONEY)
     currency = serializers.CharField()
-    amount_zar = serializers.DecimalField(**MONEY)
+    amount_zar = StrictDecimalField(**MONEY)
     reversed = serializers.BooleanField()
-    reversal_id = serializers.IntegerField(allow_null=True)
+    reversal_id = StrictIntegerField(allow_null=True)
 
 
 class RefundPreviewSerializer(serializers.Serializer):
     """What a refund takes back, from whom (`purchases.selectors.refund_preview`)."""
 
-    purchase_id = serializers.IntegerField()
-    buyer_id = serializers.IntegerField()
+    purchase_id = StrictIntegerField()
+    buyer_id = StrictIntegerField()
     buyer_email = serializers.EmailField()
     kind = serializers.CharField()
-    price = serializers.DecimalField(**MONEY)
+    price = StrictDecimalField(**MONEY)
     refunded_at = serializers.DateTimeField(allow_null=True)
     wallet_credit = WalletCreditSerializer(allow_null=True)
     mlm_processed = serializers.BooleanField(required=False,

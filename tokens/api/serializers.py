@@ -1,7 +1,7 @@
 from rest_framework import serializers
 
-from accounts.api.serializers import MoneyInputField
 from common.api import MAX_OFFSET, ApiErrorSerializer
+from common.fields import MoneyInputField, StrictDecimalField, StrictIntegerField
 from tokens.models import BuyOrder, BuyOrderConfig, Revenue
 
 
@@ -30,14 +30,14 @@ class ConfigSerializer(serializers.ModelSerializer):
 
 
 class ConfigUpdateSerializer(serializers.Serializer):
-    revenue_percentage = serializers.DecimalField(max_digits=5, decimal_places=4, required=False,
+    revenue_percentage = StrictDecimalField(max_digits=5, decimal_places=4, required=False,
                                                   help_text="A fraction: 0.10 is 10% (0 < p <= 1).")
     execution_schedule = serializers.CharField(max_length=100, required=False,
                                                help_text="daily, weekly, monthly or a 5-field cron expression.")
     timezone = serializers.CharField(max_length=64, required=False)
     min_buy_amount = MoneyInputField(required=False)
     max_buy_amount = MoneyInputField(required=False)
-    max_slippage = serializers.DecimalField(max_digits=5, decimal_places=4, required=False,
+    max_slippage = StrictDecimalField(max_digits=5, decimal_places=4, required=False,
                                             help_text="A fraction: 0.01 is 1% (0 <= s < 1).")
     disposition = serializers.ChoiceField(choices=BuyOrderConfig.Disposition.choices, required=False)
     enabled = serializers.BooleanField(required=False)
@@ -56,47 +56,47 @@ class BuyOrderSerializer(serializers.ModelSerializer):
 
 
 class HistoryFilterSerializer(serializers.Serializer):
-    limit = serializers.IntegerField(min_value=1, max_value=500, default=50)
-    offset = serializers.IntegerField(min_value=0, max_value=MAX_OFFSET, default=0)
+    limit = StrictIntegerField(min_value=1, max_value=500, default=50)
+    offset = StrictIntegerField(min_value=0, max_value=MAX_OFFSET, default=0)
     status = serializers.ChoiceField(choices=BuyOrder.Status.choices, required=False)
     date_from = serializers.DateField(required=False, help_text="Created on or after this day (UTC).")
     date_to = serializers.DateField(required=False, help_text="Created on or before this day (UTC).")
 
 
 class HistorySerializer(serializers.Serializer):
-    count = serializers.IntegerField()
-    limit = serializers.IntegerField()
-    offset = serializers.IntegerField()
+    count = StrictIntegerField()
+    limit = StrictIntegerField()
+    offset = StrictIntegerField()
     results = BuyOrderSerializer(many=True)
 
 
 class MetricsSerializer(serializers.Serializer):
-    total_revenue_tracked = serializers.DecimalField(max_digits=30, decimal_places=8)
-    total_tokens_acquired = serializers.DecimalField(max_digits=30, decimal_places=8)
-    total_rand_spent = serializers.DecimalField(max_digits=30, decimal_places=8)
-    average_price_per_token = serializers.DecimalField(max_digits=30, decimal_places=8, allow_null=True)
-    execution_count = serializers.IntegerField()
-    completed_count = serializers.IntegerField()
-    success_rate = serializers.DecimalField(max_digits=5, decimal_places=4, allow_null=True)
+    total_revenue_tracked = StrictDecimalField(max_digits=30, decimal_places=8)
+    total_tokens_acquired = StrictDecimalField(max_digits=30, decimal_places=8)
+    total_rand_spent = StrictDecimalField(max_digits=30, decimal_places=8)
+    average_price_per_token = StrictDecimalField(max_digits=30, decimal_places=8, allow_null=True)
+    execution_count = StrictIntegerField()
+    completed_count = StrictIntegerField()
+    success_rate = StrictDecimalField(max_digits=5, decimal_places=4, allow_null=True)
     last_execution_time = serializers.DateTimeField(allow_null=True)
 
 
 class AvailableRevenueSerializer(serializers.Serializer):
-    available_revenue = serializers.DecimalField(max_digits=30, decimal_places=2)
-    unspent_revenue = serializers.DecimalField(max_digits=30, decimal_places=8)
-    revenue_percentage = serializers.DecimalField(max_digits=5, decimal_places=4)
+    available_revenue = StrictDecimalField(max_digits=30, decimal_places=2)
+    unspent_revenue = StrictDecimalField(max_digits=30, decimal_places=8)
+    revenue_percentage = StrictDecimalField(max_digits=5, decimal_places=4)
 
 
 class PreviewSerializer(serializers.Serializer):
     enabled = serializers.BooleanField()
-    available_revenue = serializers.DecimalField(max_digits=30, decimal_places=2)
-    amount = serializers.DecimalField(max_digits=30, decimal_places=8)
-    min_buy_amount = serializers.DecimalField(max_digits=30, decimal_places=8)
-    max_buy_amount = serializers.DecimalField(max_digits=30, decimal_places=8)
-    price_per_token = serializers.DecimalField(max_digits=30, decimal_places=8, allow_null=True)
-    expected_tokens = serializers.DecimalField(max_digits=30, decimal_places=8, allow_null=True)
-    min_tokens_out = serializers.DecimalField(max_digits=30, decimal_places=8, allow_null=True)
-    max_slippage = serializers.DecimalField(max_digits=5, decimal_places=4)
+    available_revenue = StrictDecimalField(max_digits=30, decimal_places=2)
+    amount = StrictDecimalField(max_digits=30, decimal_places=8)
+    min_buy_amount = StrictDecimalField(max_digits=30, decimal_places=8)
+    max_buy_amount = StrictDecimalField(max_digits=30, decimal_places=8)
+    price_per_token = StrictDecimalField(max_digits=30, decimal_places=8, allow_null=True)
+    expected_tokens = StrictDecimalField(max_digits=30, decimal_places=8, allow_null=True)
+    min_tokens_out = StrictDecimalField(max_digits=30, decimal_places=8, allow_null=True)
+    max_slippage = StrictDecimalField(max_digits=5, decimal_places=4)
     disposition = serializers.CharField()
     would_execute = serializers.BooleanField()
     reason = serializers.CharField(allow_blank=True)
@@ -111,13 +111,13 @@ class ExecuteInputSerializer(serializers.Serializer):
 
 class ExecuteResultSerializer(serializers.Serializer):
     success = serializers.BooleanField()
-    tokens_acquired = serializers.DecimalField(max_digits=40, decimal_places=18)
-    rand_spent = serializers.DecimalField(max_digits=30, decimal_places=8)
-    price_per_token = serializers.DecimalField(max_digits=30, decimal_places=8, allow_null=True)
+    tokens_acquired = StrictDecimalField(max_digits=40, decimal_places=18)
+    rand_spent = StrictDecimalField(max_digits=30, decimal_places=8)
+    price_per_token = StrictDecimalField(max_digits=30, decimal_places=8, allow_null=True)
     transaction_hash = serializers.CharField(allow_null=True)
     error = serializers.CharField(allow_null=True)
     code = serializers.CharField()
-    order_id = serializers.IntegerField(allow_null=True)
+    order_id = StrictIntegerField(allow_null=True)
 
 
 class ExecuteErrorSerializer(ApiErrorSerializer):

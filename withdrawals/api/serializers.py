@@ -1,6 +1,6 @@
 from rest_framework import serializers
 
-from accounts.api.serializers import MoneyInputField
+from common.fields import MoneyInputField, StrictIntegerField
 from withdrawals.models import Withdrawal, WithdrawalEvent
 
 
@@ -36,7 +36,7 @@ class WithdrawalDetailSerializer(WithdrawalSerializer):
 
 
 class StaffWithdrawalSerializer(WithdrawalSerializer):
-    member_id = serializers.IntegerField(source="user_id", read_only=True)
+    member_id = StrictIntegerField(source="user_id", read_only=True)
     member_email = serializers.EmailField(source="user.email", read_only=True)
 
     class Meta(WithdrawalSerializer.Meta):
