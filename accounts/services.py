@@ -30,7 +30,7 @@ from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 from django.db import IntegrityError, models, transaction
 from django.db.models import Value
-from django.db.models.functions import Concat, Substr
+from django.db.models.functions import Concat, Lower, Substr
 
 from accounts.models import DebtEntry, LedgerEntry, User, Wallet, WalletSettings, path_encode
 from accounts.selectors import system_root
@@ -63,15 +63,32 @@ def system_root_ensure(*, using: str = "default") -> User:
     return root
 
 
-def member_create(*, email: str, password: str | None = None, sponsor: User | None = None,
-                  first_name: str = "", last_name: str = "", is_staff: bool = False,
-                  is_superuser: bool = False, validate_password_strength: bool = False) -> User:
-    """Register a member under `sponsor` (the system root when None)."""
+def _member_email(email: str) -> str:
+    """A new member's e-mail as stored (trimmed, lower-case), or `invalid_email`."""
     email = User.objects.normalize_email((email or "").strip()).lower()
     try:
         validate_email(email)
     except ValidationError:
         raise field_error("email", "Enter a valid e-mail address.", code="invalid_email") from None
+    return email
+
+
+def _email_taken(email: str) -> ValidationError:
+    return field_error("email", f"A member with this e-mail already exists{f' ({email})' if email else ''}.",
+                       code="email_taken")
+
+
+def _member_place(user: User, parent: User) -> None:
+    """The tree rule: a member's path is its sponsor's path and its own id; depth one more."""
+    user.path = parent.path + path_encode(user.pk)
+    user.depth = parent.depth + 1
+
+
+def member_create(*, email: str, password: str | None = None, sponsor: User | None = None,
+                  first_name: str = "", last_name: str = "", is_staff: bool = False,
+                  is_superuser: bool = False, validate_password_strength: bool = False) -> User:
+    """Register a member under `sponsor` (the system root when None)."""
+    email = _member_email(email)
     if password and validate_password_strength:
         try:
             validate_password(password)
@@ -81,7 +98,7 @@ def member_create(*, email: str, password: str | None = None, sponsor: User | No
         parent = sponsor if sponsor is not None else system_root()
         parent = User.objects.only("id", "path", "depth", "is_active").get(pk=parent.pk)
         if User.objects.filter(email__iexact=email).exists():
-            raise field_error("email", "A member with this e-mail already exists.", code="email_taken")
+            raise _email_taken("")
         user = User(email=email, first_name=first_name or "", last_name=last_name or "",
                     sponsor=parent, is_staff=is_staff, is_superuser=is_superuser)
         user.set_password(password) if password else user.set_unusable_password()
@@ -89,11 +106,92 @@ def member_create(*, email: str, password: str | None = None, sponsor: User | No
             with transaction.atomic():
                 user.save()
         except IntegrityError:
-            raise field_error("email", "A member with this e-mail already exists.", code="email_taken") from None
-        user.path = parent.path + path_encode(user.pk)
-        user.depth = parent.depth + 1
+            raise _email_taken("") from None
+        _member_place(user, parent)
         User.objects.filter(pk=user.pk).update(path=user.path, depth=user.depth)
     return user
+
+
+@dataclass(frozen=True)
+class NewMember:
+    """One member for `members_create_bulk`. `sponsor`: a `User`, None (the system root), or
+    the e-mail of a member listed before it in the same call."""
+
+    email: str
+    sponsor: User | str | None = None
+    first_name: str = ""
+    last_name: str = ""
+
+
+def members_create_bulk(*, members: Sequence[NewMember]) -> list[User]:
+    """`member_create` for many members at once (no password: unusable), in a constant number
+    of queries: the same e-mail rule and the same path/depth rule, in one transaction.
+
+    A sponsor named by e-mail must come earlier in `members` (parents first). Refuses the
+    whole call (ValidationError, nothing written) when an e-mail is invalid, taken, or
+    listed twice, or a sponsor is unknown. Returns the members in the order given.
+    """
+    if not members:
+        return []
+    emails = [_member_email(m.email) for m in members]
+    if len(set(emails)) != len(emails):
+        twice = sorted({e for e in emails if emails.count(e) > 1})
+        raise field_error("email", f"An e-mail is listed twice: {', '.join(twice[:5])}.", code="duplicate_email")
+    index = {email: i for i, email in enumerate(emails)}
+    for i, m in enumerate(members):
+        if isinstance(m.sponsor, str) and index.get(m.sponsor.strip().lower(), i) >= i:
+            raise field_error("sponsor", f"The sponsor {m.sponsor!r} of {emails[i]} must be a member or "
+                                         "listed before it.", code="unknown_sponsor")
+    with transaction.atomic():
+        root = system_root()
+        known_ids = {root.pk} | {m.sponsor.pk for m in members if isinstance(m.sponsor, User)}
+        parents = {u.pk: u for u in User.objects.filter(pk__in=known_ids).only("id", "path", "depth")}
+        missing = known_ids - parents.keys()
+        if missing:
+            raise field_error("sponsor", f"Unknown sponsor(s): {sorted(missing)}.", code="unknown_sponsor")
+        taken = list(User.objects.annotate(lower_email=Lower("email"))
+                     .filter(lower_email__in=emails).values_list("lower_email", flat=True)[:5])
+        if taken:
+            raise _email_taken(", ".join(sorted(taken)))
+        users = []
+        for email, m in zip(emails, members, strict=True):
+            # A sponsor listed in this call has no id yet: the root stands in until the tree
+            # (sponsor, path, depth) is written below, in the same transaction.
+            known = m.sponsor.pk if isinstance(m.sponsor, User) else root.pk
+            user = User(email=email, first_name=m.first_name or "", last_name=m.last_name or "", sponsor_id=known)
+            user.set_unusable_password()
+            users.append(user)
+        try:
+            with transaction.atomic():
+                User.objects.bulk_create(users)
+        except IntegrityError:
+            raise _email_taken("") from None
+        for user, m in zip(users, members, strict=True):
+            if isinstance(m.sponsor, str):
+                parent = users[index[m.sponsor.strip().lower()]]
+            else:
+                parent = parents[m.sponsor.pk if m.sponsor is not None else root.pk]
+            user.sponsor = parent
+            _member_place(user, parent)
+        _tree_write(users)
+    return users
+
+
+def _tree_write(users: Sequence[User]) -> None:
+    """sponsor, path and depth of fresh members: one UPDATE … FROM (VALUES …) on PostgreSQL."""
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        User.objects.bulk_update(users, ["sponsor", "path", "depth"], batch_size=500)
+        return
+    table = User._meta.db_table
+    with connection.cursor() as cur:
+        for i in range(0, len(users), 1000):
+            batch = users[i:i + 1000]
+            values = ", ".join(["(%s::bigint, %s::bigint, %s, %s::integer)"] * len(batch))
+            params = [x for u in batch for x in (u.pk, u.sponsor_id, u.path, u.depth)]
+            cur.execute(f"UPDATE {table} AS u SET sponsor_id = v.sponsor_id, path = v.path, depth = v.depth "
+                        f"FROM (VALUES {values}) AS v(id, sponsor_id, path, depth) WHERE u.id = v.id", params)
 
 
 def member_sponsor_change(*, user: User, sponsor: User) -> User:

@@ -22,6 +22,16 @@ def purchase_process_task(purchase_id: int) -> int:
     return purchase_process_pending(purchase_id=purchase_id)
 
 
+@shared_task(name="mlm.purchases_process_many", acks_late=True, autoretry_for=(Exception,), retry_backoff=True,
+             max_retries=5)
+def purchases_process_many_task(purchase_ids: list[int]) -> int:
+    """A batch of purchases written together (the legacy import), in id order, in batches.
+    Returns how many were processed now (0 on a retry: each purchase once)."""
+    from mlm.services import purchase_process_many
+
+    return purchase_process_many(purchase_ids=purchase_ids)
+
+
 @shared_task(name="mlm.purchase_clawback", acks_late=True, autoretry_for=(Exception,), retry_backoff=True,
              max_retries=5)
 def purchase_clawback_task(purchase_id: int) -> bool:
