@@ -323,6 +323,7 @@ def _post(postings: Sequence[Posting], keys: list[str]) -> list[LedgerEntry]:
     todo = [p for p in postings if p.idempotency_key not in done]
     if not todo:
         return []
+    before = {uid: _balances(user) for uid, user in users.items()}
     content_types = {}
     rows: list[LedgerEntry] = []
     debts: list[DebtEntry] = []
@@ -384,11 +385,34 @@ def _post(postings: Sequence[Posting], keys: list[str]) -> list[LedgerEntry]:
                 user_id=p.user_id, amount=-repaid, debt_after=user.clawback_debt,
                 reason=DebtEntry.Reason.REPAYMENT, description=p.description[:255],
                 idempotency_key=key, cause_type=cause_type, cause_id=cause_id))
-    changed = [users[uid] for uid in sorted({p.user_id for p in todo})]
-    User.objects.bulk_update(changed, ["balance_active", "balance_passive", "clawback_debt"])
+    changed = [users[uid] for uid in sorted({p.user_id for p in todo})
+               if _balances(users[uid]) != before[uid]]  # a credit and its debit (net zero): no write
+    _balances_write(changed)
     if debts:
         DebtEntry.objects.bulk_create(debts)
     return LedgerEntry.objects.bulk_create(rows) if rows else []
+
+
+def _balances(user: User) -> tuple[Decimal, Decimal, Decimal]:
+    return user.balance_active, user.balance_passive, user.clawback_debt
+
+
+def _balances_write(users: Sequence[User]) -> None:
+    """The cached balances of locked members: one UPDATE … FROM (VALUES …) on PostgreSQL
+    (Django's bulk_update builds a CASE per row and column in Python)."""
+    if not users:
+        return
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        User.objects.bulk_update(users, ["balance_active", "balance_passive", "clawback_debt"])
+        return
+    table = User._meta.db_table
+    values = ", ".join(["(%s::bigint, %s::numeric, %s::numeric, %s::numeric)"] * len(users))
+    params = [x for u in users for x in (u.pk, *_balances(u))]
+    with connection.cursor() as cur:
+        cur.execute(f"UPDATE {table} AS u SET balance_active = v.a, balance_passive = v.p, clawback_debt = v.d "
+                    f"FROM (VALUES {values}) AS v(id, a, p, d) WHERE u.id = v.id", params)
 
 
 def _deposit_key(reference: str) -> str:

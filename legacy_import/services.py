@@ -430,11 +430,11 @@ class _Importer:
     one by one (chunks of one), so only the bad row fails and the good ones still go in.
     """
 
-    def __init__(self, plan: Plan, run: ImportRun, chunk_size: int = CHUNK):
+    def __init__(self, plan: Plan, run: ImportRun, chunk_size: int | None = None):
         self.plan = plan
         self.run = run
         self.users = dict(plan.users)
-        self.chunk_size = chunk_size
+        self.chunk_size = chunk_size or CHUNK
 
     def _new_members(self, rows: list[GoodRow]) -> list[NewMemberSpec]:
         """The members these rows need that do not exist yet, parents first (a missing sponsor

@@ -95,15 +95,18 @@ def notifications_email_task(notification_ids: list[int]) -> int:
     was committed before this ran."""
     from mlm.models import Notification
 
-    sent = 0
+    sent: list[int] = []
     rows = Notification.objects.filter(pk__in=notification_ids, emailed_at__isnull=True).select_related("user")
-    for n in rows:
-        try:
-            send_mail(subject=n.get_kind_display(), message=n.message, from_email=None,
-                      recipient_list=[n.user.email])
-        except Exception:
-            logger.exception("mlm: e-mail for notification %s failed", n.pk)
-            continue
-        Notification.objects.filter(pk=n.pk).update(emailed_at=timezone.now())
-        sent += 1
-    return sent
+    try:
+        for n in rows:
+            try:
+                send_mail(subject=n.get_kind_display(), message=n.message, from_email=None,
+                          recipient_list=[n.user.email])
+            except Exception:
+                logger.exception("mlm: e-mail for notification %s failed", n.pk)
+                continue
+            sent.append(n.pk)
+    finally:  # the ones sent are marked in one UPDATE, even when the loop is interrupted
+        if sent:
+            Notification.objects.filter(pk__in=sent).update(emailed_at=timezone.now())
+    return len(sent)

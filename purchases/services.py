@@ -268,7 +268,7 @@ def purchase_grant_many(*, grants: Sequence[Grant]) -> list[tuple[Purchase, bool
         postings = []
         for purchase, clean in zip(created, fresh, strict=True):
             postings += _grant_postings(purchase, clean)
-        wallet_post(postings)
+        wallet_post(postings, savepoint=False)  # new keys (new purchases); any error rolls back the batch
         counted = [p for p in created if p.is_counted]
         if counted:
             _send_completed_bulk_after_commit(counted)
