@@ -288,7 +288,9 @@ def wallet_post(postings: Sequence[Posting], *, savepoint: bool = True) -> list[
     whatever the number of postings and members; plus one debt-key look-up when a
     posting allows debt and one debt INSERT when a debt changes. `savepoint=False` (for a
     caller whose whole transaction must roll back on any error, and whose keys are new: the
-    batch processing of purchases) saves the savepoint's two statements and the retry.
+    batch processing of purchases) saves the savepoint's two statements, the retry and the key
+    look-up: its keys must be new (made from rows it has just inserted) — a key already in
+    the ledger is then an IntegrityError, not a skip.
     """
     if not postings:
         return []
@@ -300,7 +302,7 @@ def wallet_post(postings: Sequence[Posting], *, savepoint: bool = True) -> list[
                               code="duplicate_idempotency_key")
     if not savepoint:
         with transaction.atomic(savepoint=False):
-            return _post(postings, keys)
+            return _post(postings, keys, keys_are_new=True)
     for attempt in range(1, _KEY_RACE_ATTEMPTS + 1):
         try:
             with transaction.atomic():  # a savepoint when nested: a lost race rolls back this batch only
@@ -311,12 +313,15 @@ def wallet_post(postings: Sequence[Posting], *, savepoint: bool = True) -> list[
     raise AssertionError("unreachable")  # pragma: no cover
 
 
-def _post(postings: Sequence[Posting], keys: list[str]) -> list[LedgerEntry]:
+def _post(postings: Sequence[Posting], keys: list[str], *, keys_are_new: bool = False) -> list[LedgerEntry]:
     users = lock_rows(User, (p.user_id for p in postings))
     missing = {p.user_id for p in postings} - users.keys()
     if missing:
         raise ValidationError(f"Unknown member(s): {sorted(missing)}.", code="unknown_member")
-    done = set(LedgerEntry.objects.filter(idempotency_key__in=keys).values_list("idempotency_key", flat=True))
+    # Keys made from rows the caller has just inserted cannot be in the ledger yet: no look-up
+    # (the unique index still refuses a duplicate, and the caller's transaction rolls back).
+    done = set() if keys_are_new else set(
+        LedgerEntry.objects.filter(idempotency_key__in=keys).values_list("idempotency_key", flat=True))
     debt_keys = [p.idempotency_key for p in postings if p.allow_debt]
     if debt_keys:  # a debit the balance could not cover at all left only a debt entry
         done |= set(DebtEntry.objects.filter(idempotency_key__in=debt_keys).values_list("idempotency_key", flat=True))
