@@ -7,7 +7,9 @@ same amount on the active wallet (net zero), so the ledger tells the story.
 
 Both write the purchase and its ledger rows in one transaction, under the
 buyer's row lock, and send `purchase_completed` after the commit for counted
-kinds only.
+kinds only. `purchase_grant_many` is `purchase_grant` for a batch (the legacy
+import): one transaction, a constant number of queries, and ONE
+`purchases_completed_bulk` after the commit instead of a signal per purchase.
 
 `purchase_refund` refunds a counted purchase (money-lifecycle §2): under the purchase's
 row lock it writes the `Refund`, marks the purchase refunded (it no longer counts),
