@@ -30,7 +30,7 @@ from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 from django.db import IntegrityError, models, transaction
 from django.db.models import Value
-from django.db.models.functions import Concat, Substr
+from django.db.models.functions import Concat, Lower, Substr
 
 from accounts.models import DebtEntry, LedgerEntry, User, Wallet, WalletSettings, path_encode
 from accounts.selectors import system_root
@@ -64,15 +64,32 @@ def system_root_ensure(*, using: str = "default") -> User:
     return root
 
 
-def member_create(*, email: str, password: str | None = None, sponsor: User | None = None,
-                  first_name: str = "", last_name: str = "", is_staff: bool = False,
-                  is_superuser: bool = False, validate_password_strength: bool = False) -> User:
-    """Register a member under `sponsor` (the system root when None)."""
+def _member_email(email: str) -> str:
+    """A new member's e-mail as stored (trimmed, lower-case), or `invalid_email`."""
     email = User.objects.normalize_email((email or "").strip()).lower()
     try:
         validate_email(email)
     except ValidationError:
         raise field_error("email", "Enter a valid e-mail address.", code="invalid_email") from None
+    return email
+
+
+def _email_taken(email: str) -> ValidationError:
+    return field_error("email", f"A member with this e-mail already exists{f' ({email})' if email else ''}.",
+                       code="email_taken")
+
+
+def _member_place(user: User, parent: User) -> None:
+    """The tree rule: a member's path is its sponsor's path and its own id; depth one more."""
+    user.path = parent.path + path_encode(user.pk)
+    user.depth = parent.depth + 1
+
+
+def member_create(*, email: str, password: str | None = None, sponsor: User | None = None,
+                  first_name: str = "", last_name: str = "", is_staff: bool = False,
+                  is_superuser: bool = False, validate_password_strength: bool = False) -> User:
+    """Register a member under `sponsor` (the system root when None)."""
+    email = _member_email(email)
     if password and validate_password_strength:
         try:
             validate_password(password)
@@ -82,7 +99,7 @@ def member_create(*, email: str, password: str | None = None, sponsor: User | No
         parent = sponsor if sponsor is not None else system_root()
         parent = User.objects.only("id", "path", "depth", "is_active").get(pk=parent.pk)
         if User.objects.filter(email__iexact=email).exists():
-            raise field_error("email", "A member with this e-mail already exists.", code="email_taken")
+            raise _email_taken("")
         user = User(email=email, first_name=first_name or "", last_name=last_name or "",
                     sponsor=parent, is_staff=is_staff, is_superuser=is_superuser)
         user.set_password(password) if password else user.set_unusable_password()
@@ -90,11 +107,92 @@ def member_create(*, email: str, password: str | None = None, sponsor: User | No
             with transaction.atomic():
                 user.save()
         except IntegrityError:
-            raise field_error("email", "A member with this e-mail already exists.", code="email_taken") from None
-        user.path = parent.path + path_encode(user.pk)
-        user.depth = parent.depth + 1
+            raise _email_taken("") from None
+        _member_place(user, parent)
         User.objects.filter(pk=user.pk).update(path=user.path, depth=user.depth)
     return user
+
+
+@dataclass(frozen=True)
+class NewMember:
+    """One member for `members_create_bulk`. `sponsor`: a `User`, None (the system root), or
+    the e-mail of a member listed before it in the same call."""
+
+    email: str
+    sponsor: User | str | None = None
+    first_name: str = ""
+    last_name: str = ""
+
+
+def members_create_bulk(*, members: Sequence[NewMember]) -> list[User]:
+    """`member_create` for many members at once (no password: unusable), in a constant number
+    of queries: the same e-mail rule and the same path/depth rule, in one transaction.
+
+    A sponsor named by e-mail must come earlier in `members` (parents first). Refuses the
+    whole call (ValidationError, nothing written) when an e-mail is invalid, taken, or
+    listed twice, or a sponsor is unknown. Returns the members in the order given.
+    """
+    if not members:
+        return []
+    emails = [_member_email(m.email) for m in members]
+    if len(set(emails)) != len(emails):
+        twice = sorted({e for e in emails if emails.count(e) > 1})
+        raise field_error("email", f"An e-mail is listed twice: {', '.join(twice[:5])}.", code="duplicate_email")
+    index = {email: i for i, email in enumerate(emails)}
+    for i, m in enumerate(members):
+        if isinstance(m.sponsor, str) and index.get(m.sponsor.strip().lower(), i) >= i:
+            raise field_error("sponsor", f"The sponsor {m.sponsor!r} of {emails[i]} must be a member or "
+                                         "listed before it.", code="unknown_sponsor")
+    with transaction.atomic():
+        root = system_root()
+        known_ids = {root.pk} | {m.sponsor.pk for m in members if isinstance(m.sponsor, User)}
+        parents = {u.pk: u for u in User.objects.filter(pk__in=known_ids).only("id", "path", "depth")}
+        missing = known_ids - parents.keys()
+        if missing:
+            raise field_error("sponsor", f"Unknown sponsor(s): {sorted(missing)}.", code="unknown_sponsor")
+        taken = list(User.objects.annotate(lower_email=Lower("email"))
+                     .filter(lower_email__in=emails).values_list("lower_email", flat=True)[:5])
+        if taken:
+            raise _email_taken(", ".join(sorted(taken)))
+        users = []
+        for email, m in zip(emails, members, strict=True):
+            # A sponsor listed in this call has no id yet: the root stands in until the tree
+            # (sponsor, path, depth) is written below, in the same transaction.
+            known = m.sponsor.pk if isinstance(m.sponsor, User) else root.pk
+            user = User(email=email, first_name=m.first_name or "", last_name=m.last_name or "", sponsor_id=known)
+            user.set_unusable_password()
+            users.append(user)
+        try:
+            with transaction.atomic():
+                User.objects.bulk_create(users)
+        except IntegrityError:
+            raise _email_taken("") from None
+        for user, m in zip(users, members, strict=True):
+            if isinstance(m.sponsor, str):
+                parent = users[index[m.sponsor.strip().lower()]]
+            else:
+                parent = parents[m.sponsor.pk if m.sponsor is not None else root.pk]
+            user.sponsor = parent
+            _member_place(user, parent)
+        _tree_write(users)
+    return users
+
+
+def _tree_write(users: Sequence[User]) -> None:
+    """sponsor, path and depth of fresh members: one UPDATE … FROM (VALUES …) on PostgreSQL."""
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        User.objects.bulk_update(users, ["sponsor", "path", "depth"], batch_size=500)
+        return
+    table = User._meta.db_table
+    with connection.cursor() as cur:
+        for i in range(0, len(users), 1000):
+            batch = users[i:i + 1000]
+            values = ", ".join(["(%s::bigint, %s::bigint, %s, %s::integer)"] * len(batch))
+            params = [x for u in batch for x in (u.pk, u.sponsor_id, u.path, u.depth)]
+            cur.execute(f"UPDATE {table} AS u SET sponsor_id = v.sponsor_id, path = v.path, depth = v.depth "
+                        f"FROM (VALUES {values}) AS v(id, sponsor_id, path, depth) WHERE u.id = v.id", params)
 
 
 def member_sponsor_change(*, user: User, sponsor: User) -> User:
@@ -191,7 +289,9 @@ def wallet_post(postings: Sequence[Posting], *, savepoint: bool = True) -> list[
     whatever the number of postings and members; plus one debt-key look-up when a
     posting allows debt and one debt INSERT when a debt changes. `savepoint=False` (for a
     caller whose whole transaction must roll back on any error, and whose keys are new: the
-    batch processing of purchases) saves the savepoint's two statements and the retry.
+    batch processing of purchases) saves the savepoint's two statements, the retry and the key
+    look-up: its keys must be new (made from rows it has just inserted) — a key already in
+    the ledger is then an IntegrityError, not a skip.
     """
     if not postings:
         return []
@@ -203,7 +303,7 @@ def wallet_post(postings: Sequence[Posting], *, savepoint: bool = True) -> list[
                               code="duplicate_idempotency_key")
     if not savepoint:
         with transaction.atomic(savepoint=False):
-            return _post(postings, keys)
+            return _post(postings, keys, keys_are_new=True)
     for attempt in range(1, _KEY_RACE_ATTEMPTS + 1):
         try:
             with transaction.atomic():  # a savepoint when nested: a lost race rolls back this batch only
@@ -214,18 +314,22 @@ def wallet_post(postings: Sequence[Posting], *, savepoint: bool = True) -> list[
     raise AssertionError("unreachable")  # pragma: no cover
 
 
-def _post(postings: Sequence[Posting], keys: list[str]) -> list[LedgerEntry]:
+def _post(postings: Sequence[Posting], keys: list[str], *, keys_are_new: bool = False) -> list[LedgerEntry]:
     users = lock_rows(User, (p.user_id for p in postings))
     missing = {p.user_id for p in postings} - users.keys()
     if missing:
         raise ValidationError(f"Unknown member(s): {sorted(missing)}.", code="unknown_member")
-    done = set(LedgerEntry.objects.filter(idempotency_key__in=keys).values_list("idempotency_key", flat=True))
+    # Keys made from rows the caller has just inserted cannot be in the ledger yet: no look-up
+    # (the unique index still refuses a duplicate, and the caller's transaction rolls back).
+    done = set() if keys_are_new else set(
+        LedgerEntry.objects.filter(idempotency_key__in=keys).values_list("idempotency_key", flat=True))
     debt_keys = [p.idempotency_key for p in postings if p.allow_debt]
     if debt_keys:  # a debit the balance could not cover at all left only a debt entry
         done |= set(DebtEntry.objects.filter(idempotency_key__in=debt_keys).values_list("idempotency_key", flat=True))
     todo = [p for p in postings if p.idempotency_key not in done]
     if not todo:
         return []
+    before = {uid: _balances(user) for uid, user in users.items()}
     content_types = {}
     rows: list[LedgerEntry] = []
     debts: list[DebtEntry] = []
@@ -287,12 +391,17 @@ def _post(postings: Sequence[Posting], keys: list[str]) -> list[LedgerEntry]:
                 user_id=p.user_id, amount=-repaid, debt_after=user.clawback_debt,
                 reason=DebtEntry.Reason.REPAYMENT, description=p.description[:255],
                 idempotency_key=key, cause_type=cause_type, cause_id=cause_id))
-    update_many(User, {uid: {"balance_active": users[uid].balance_active,
-                             "balance_passive": users[uid].balance_passive,
-                             "clawback_debt": users[uid].clawback_debt} for uid in {p.user_id for p in todo}})
+    # Only balances that moved: a credit and its debit (net zero, a bonus auto-purchase) write nothing.
+    update_many(User, {uid: dict(zip(("balance_active", "balance_passive", "clawback_debt"), _balances(users[uid]),
+                                     strict=True))
+                       for uid in {p.user_id for p in todo} if _balances(users[uid]) != before[uid]})
     if debts:
         insert_many(debts)
     return insert_many(rows)
+
+
+def _balances(user: User) -> tuple[Decimal, Decimal, Decimal]:
+    return user.balance_active, user.balance_passive, user.clawback_debt
 
 
 def _deposit_key(reference: str) -> str:

@@ -14,13 +14,16 @@
      member, or another new member whose own chain resolves. Unknown sponsors, sponsors
      whose rows are all refused, and cycles within the file refuse every row that
      depends on them, so a second run of the same file finds nothing more to import.
-2. **Import** the good rows in `purchased_at` order (ties by line). Each row is
-   one transaction: the buyer (and, first, any sponsor the file introduces that
-   does not exist yet — parents first, whatever the dates), the legacy
-   purchase through `purchases.services.purchase_grant` (credit + debit on the
-   active wallet, `purchase_completed` after commit) and its `LegacyRecord`.
-   A failing row — a `ValidationError`, or a `DataError`/`IntegrityError` the
-   database raises — rolls back alone and is reported; the others go on.
+2. **Import** the good rows in `purchased_at` order (ties by line), CHUNK (500) rows per
+   transaction: the chunk's new members (any sponsor the file introduces first — parents
+   first, whatever the dates; `accounts.services.members_create_bulk`), its legacy purchases
+   with their credits and debits (`purchases.services.purchase_grant_many`: one INSERT, ids
+   in date order, one ledger batch) and their `LegacyRecord`s. After the commit
+   `purchases_completed_bulk` carries the chunk to mlm (one task: processed in id order, in
+   batches) and tokens (its pack-sale revenue in one INSERT) — never a task per purchase.
+   A chunk the database or a service refuses (`DataError`/`IntegrityError`/`ValidationError`)
+   rolls back whole and its rows are imported again one by one: a failing row rolls back
+   alone and is reported; the others go on.
 
 A file-level problem (unreadable, not a workbook, no header, not UTF-8) imports
 nothing and leaves a `failed` run whose errors say why.
@@ -45,18 +48,20 @@ from django.utils import timezone
 
 from accounts.models import User
 from accounts.selectors import system_root
-from accounts.services import member_create
+from accounts.services import NewMember as NewMemberSpec
+from accounts.services import members_create_bulk
 from common.money import MONEY_MAX
 from legacy_import import parsing
 from legacy_import.models import ImportRun, LegacyRecord
 from legacy_import.parsing import CellError
 from legacy_import.readers import file_checksum, read_rows
 from purchases.models import Option, Project, Purchase
-from purchases.services import purchase_grant
+from purchases.services import Grant, purchase_grant_many
 
 logger = logging.getLogger(__name__)
 
 BULK = 1000
+CHUNK = 500  # good rows per transaction in phase 2
 LEGACY_ID_MAX = LegacyRecord._meta.get_field("legacy_id").max_length
 MAX_REPORTED = 10_000  # errors/warnings kept on a run (a whole bad file must not bloat the row)
 
@@ -415,74 +420,97 @@ def _note_skip(plan: Plan, line: int, legacy_id: str, record: LegacyRecord, cell
 
 
 class _Importer:
-    """Phase 2: one transaction per good row, in purchased_at order."""
+    """Phase 2: the good rows in purchased_at order, CHUNK rows per transaction.
 
-    def __init__(self, plan: Plan, run: ImportRun):
+    A chunk is one transaction: its new members (parents first, `members_create_bulk`), its
+    purchases with their credits and debits (`purchase_grant_many`: one INSERT, one ledger
+    batch, `purchases_completed_bulk` after the commit — mlm processes the chunk in id order,
+    tokens records its revenue), and its `LegacyRecord`s. When the database (or a service)
+    refuses anything in a chunk, the chunk rolls back whole and its rows are imported again
+    one by one (chunks of one), so only the bad row fails and the good ones still go in.
+    """
+
+    def __init__(self, plan: Plan, run: ImportRun, chunk_size: int | None = None):
         self.plan = plan
         self.run = run
         self.users = dict(plan.users)
-        self.root = system_root()
+        self.chunk_size = chunk_size or CHUNK
 
-    def _member(self, email: str, fresh: dict[str, User]) -> User:
-        """The buyer, creating it — after any sponsor the file introduces that is missing."""
-        chain: list[NewMember] = []
-        cursor = email
-        while cursor and cursor not in self.users and cursor not in fresh:
-            spec = self.plan.new_members[cursor]
-            chain.append(spec)
-            cursor = spec.sponsor_email
-        for spec in reversed(chain):
-            sponsor_email = spec.sponsor_email
-            sponsor = (self.users.get(sponsor_email) or fresh.get(sponsor_email)) if sponsor_email else self.root
-            fresh[spec.email] = member_create(email=spec.email, sponsor=sponsor,
-                                              first_name=spec.first_name, last_name=spec.last_name)
-        return self.users.get(email) or fresh[email]
+    def _new_members(self, rows: list[GoodRow]) -> list[NewMemberSpec]:
+        """The members these rows need that do not exist yet, parents first (a missing sponsor
+        the file introduces comes before its downline, whatever the dates)."""
+        wanted: list[NewMemberSpec] = []
+        placed: set[str] = set()
+        for row in rows:
+            chain: list[NewMember] = []
+            cursor = row.email
+            while cursor and cursor not in self.users and cursor not in placed:
+                spec = self.plan.new_members[cursor]
+                chain.append(spec)
+                cursor = spec.sponsor_email
+            for spec in reversed(chain):
+                placed.add(spec.email)
+                sponsor = spec.sponsor_email
+                wanted.append(NewMemberSpec(email=spec.email,
+                                            sponsor=(self.users.get(sponsor) or sponsor) if sponsor else None,
+                                            first_name=spec.first_name, last_name=spec.last_name))
+        return wanted
 
-    def import_row(self, row: GoodRow) -> str:
-        """'imported' or 'skipped'; raises on failure (the row's transaction rolled back)."""
-        fresh: dict[str, User] = {}
+    def import_chunk(self, rows: list[GoodRow]) -> list[str]:
+        """'imported' or 'skipped' per row; raises on failure (the chunk rolled back whole)."""
         with transaction.atomic():
-            user = self._member(row.email, fresh)
-            purchase, created = purchase_grant(
-                user=user, option=row.option, shares=row.shares, price=row.price,
-                kind=Purchase.Kind.LEGACY, idempotency_key=f"legacy:{row.legacy_id}",
-                purchased_at=row.purchased_at,
-                description=f"Legacy {row.legacy_id}: {row.shares} × {row.option} at {row.unit_price}")
-            LegacyRecord.objects.create(legacy_id=row.legacy_id, purchase=purchase, run=self.run,
-                                        line=row.line)
+            fresh = {u.email: u for u in members_create_bulk(members=self._new_members(rows))}
+            users = {**self.users, **fresh}
+            granted = purchase_grant_many(grants=[
+                Grant(user_id=users[row.email].pk, option=row.option, shares=row.shares, price=row.price,
+                      kind=Purchase.Kind.LEGACY, idempotency_key=f"legacy:{row.legacy_id}",
+                      purchased_at=row.purchased_at,
+                      description=f"Legacy {row.legacy_id}: {row.shares} × {row.option} at {row.unit_price}")
+                for row in rows])
+            LegacyRecord.objects.bulk_create([
+                LegacyRecord(legacy_id=row.legacy_id, purchase=purchase, run=self.run, line=row.line)
+                for row, (purchase, _) in zip(rows, granted, strict=True)])
         self.users.update(fresh)
         self.run.members_created += len(fresh)
-        if not created:
-            # The purchase was there without its record (recorded now): nothing new was bought.
-            self.run.warnings.append(_issue(row.line, "legacy_id", (
-                f"purchase #{purchase.pk} with key legacy:{row.legacy_id} already existed; "
-                "linked to this legacy_id and skipped")))
-            return "skipped"
-        return "imported"
+        outcomes = []
+        for row, (purchase, created) in zip(rows, granted, strict=True):
+            if not created:
+                # The purchase was there without its record (recorded now): nothing new was bought.
+                self.run.warnings.append(_issue(row.line, "legacy_id", (
+                    f"purchase #{purchase.pk} with key legacy:{row.legacy_id} already existed; "
+                    "linked to this legacy_id and skipped")))
+            outcomes.append("imported" if created else "skipped")
+        return outcomes
+
+    def import_row(self, row: GoodRow) -> str:
+        """One row alone (a chunk of one): 'imported', 'skipped' or 'failed' (reported)."""
+        try:
+            return self.import_chunk([row])[0]
+        except (IntegrityError, DataError) as exc:
+            # The row's transaction rolled back whole; the connection is usable again.
+            if (isinstance(exc, IntegrityError)
+                    and LegacyRecord.objects.filter(legacy_id=row.legacy_id).exists()):
+                return "skipped"  # imported meanwhile by a concurrent run
+            logger.warning("legacy row %s (line %s) refused by the database: %s", row.legacy_id, row.line, exc)
+            self._fail(row, f"the database refused the row ({_db_reason(exc)}); nothing of it was written")
+        except ValidationError as exc:
+            self._fail(row, "; ".join(exc.messages))
+        return "failed"
 
     def run_all(self, progress=None) -> None:
         bar = progress(len(self.plan.rows)) if progress else None
         try:
-            for row in self.plan.rows:
+            for rows in _chunks(self.plan.rows, self.chunk_size):
                 try:
-                    outcome = self.import_row(row)
-                except (IntegrityError, DataError) as exc:
-                    # The row's transaction rolled back whole; the connection is usable again.
-                    if (isinstance(exc, IntegrityError)
-                            and LegacyRecord.objects.filter(legacy_id=row.legacy_id).exists()):
-                        outcome = "skipped"  # imported meanwhile by a concurrent run
-                    else:
-                        logger.warning("legacy row %s (line %s) refused by the database: %s",
-                                       row.legacy_id, row.line, exc)
-                        self._fail(row, f"the database refused the row ({_db_reason(exc)}); "
-                                        "nothing of it was written")
-                        outcome = "failed"
-                except ValidationError as exc:
-                    self._fail(row, "; ".join(exc.messages))
-                    outcome = "failed"
-                setattr(self.run, outcome, getattr(self.run, outcome) + 1)
+                    outcomes = self.import_chunk(rows) if len(rows) > 1 else [self.import_row(rows[0])]
+                except (IntegrityError, DataError, ValidationError) as exc:
+                    logger.info("legacy chunk of lines %s…%s refused (%s): importing its rows one by one",
+                                rows[0].line, rows[-1].line, type(exc).__name__)
+                    outcomes = [self.import_row(row) for row in rows]
+                for outcome in outcomes:
+                    setattr(self.run, outcome, getattr(self.run, outcome) + 1)
                 if bar is not None:
-                    bar.update(1)
+                    bar.update(len(rows))
         finally:
             if bar is not None:
                 bar.close()

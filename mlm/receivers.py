@@ -1,10 +1,20 @@
-"""Signal receivers of the mlm app: thin, they enqueue a task after the commit."""
+"""Signal receivers of the mlm app: thin, they enqueue a task after the commit.
+
+`purchase_completed` (one purchase) enqueues its processing; `purchases_completed_bulk` (a
+batch written together, the legacy import) enqueues ONE task for the batch, which processes
+it in id order with `purchase_process_many`.
+"""
 
 from __future__ import annotations
 
 from django.dispatch import receiver
 
-from purchases.signals import purchase_completed, purchase_refund_preview, purchase_refunded
+from purchases.signals import (
+    purchase_completed,
+    purchase_refund_preview,
+    purchase_refunded,
+    purchases_completed_bulk,
+)
 
 
 @receiver(purchase_completed, dispatch_uid="mlm.purchase_completed")
@@ -14,6 +24,16 @@ def on_purchase_completed(sender, purchase, **kwargs):
     from mlm.tasks import purchase_process_task
 
     purchase_process_task.delay_on_commit(purchase.pk)
+
+
+@receiver(purchases_completed_bulk, dispatch_uid="mlm.purchases_completed_bulk")
+def on_purchases_completed_bulk(sender, purchases, **kwargs):
+    ids = [p.pk for p in purchases if p.is_counted]
+    if not ids:
+        return
+    from mlm.tasks import purchases_process_many_task
+
+    purchases_process_many_task.delay_on_commit(ids)
 
 
 @receiver(purchase_refunded, dispatch_uid="mlm.purchase_refunded")

@@ -22,6 +22,16 @@ def purchase_process_task(purchase_id: int) -> int:
     return purchase_process_pending(purchase_id=purchase_id)
 
 
+@shared_task(name="mlm.purchases_process_many", acks_late=True, autoretry_for=(Exception,), retry_backoff=True,
+             max_retries=5)
+def purchases_process_many_task(purchase_ids: list[int]) -> int:
+    """A batch of purchases written together (the legacy import), in id order, in batches.
+    Returns how many were processed now (0 on a retry: each purchase once)."""
+    from mlm.services import purchase_process_many
+
+    return purchase_process_many(purchase_ids=purchase_ids)
+
+
 @shared_task(name="mlm.purchase_clawback", acks_late=True, autoretry_for=(Exception,), retry_backoff=True,
              max_retries=5)
 def purchase_clawback_task(purchase_id: int) -> bool:
@@ -93,15 +103,18 @@ def notifications_email_task(notification_ids: list[int]) -> int:
     was committed before this ran."""
     from mlm.models import Notification
 
-    sent = 0
+    sent: list[int] = []
     rows = Notification.objects.filter(pk__in=notification_ids, emailed_at__isnull=True).select_related("user")
-    for n in rows:
-        try:
-            send_mail(subject=n.get_kind_display(), message=n.message, from_email=None,
-                      recipient_list=[n.user.email])
-        except Exception:
-            logger.exception("mlm: e-mail for notification %s failed", n.pk)
-            continue
-        Notification.objects.filter(pk=n.pk).update(emailed_at=timezone.now())
-        sent += 1
-    return sent
+    try:
+        for n in rows:
+            try:
+                send_mail(subject=n.get_kind_display(), message=n.message, from_email=None,
+                          recipient_list=[n.user.email])
+            except Exception:
+                logger.exception("mlm: e-mail for notification %s failed", n.pk)
+                continue
+            sent.append(n.pk)
+    finally:  # the ones sent are marked in one UPDATE, even when the loop is interrupted
+        if sent:
+            Notification.objects.filter(pk__in=sent).update(emailed_at=timezone.now())
+    return len(sent)

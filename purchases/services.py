@@ -7,7 +7,9 @@ same amount on the active wallet (net zero), so the ledger tells the story.
 
 Both write the purchase and its ledger rows in one transaction, under the
 buyer's row lock, and send `purchase_completed` after the commit for counted
-kinds only.
+kinds only. `purchase_grant_many` is `purchase_grant` for a batch (the legacy
+import): one transaction, a constant number of queries, and ONE
+`purchases_completed_bulk` after the commit instead of a signal per purchase.
 
 `purchase_refund` refunds a counted purchase (money-lifecycle §2): under the purchase's
 row lock it writes the `Refund`, marks the purchase refunded (it no longer counts),
@@ -20,7 +22,10 @@ take their part through that signal, each exactly once in its own transaction.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
+from decimal import Decimal
 
 from django.db import transaction
 from django.utils import timezone
@@ -31,7 +36,7 @@ from common.errors import ConflictError, IdempotencyConflict, field_error
 from common.locks import lock_rows
 from common.money import format_money, to_money
 from purchases.models import Option, Purchase, Refund
-from purchases.signals import purchase_completed, purchase_refunded
+from purchases.signals import purchase_completed, purchase_refunded, purchases_completed_bulk
 
 logger = logging.getLogger(__name__)
 
@@ -143,6 +148,61 @@ def _describe(purchase: Purchase) -> str:
     return f"{purchase.packs} × {purchase.option}"
 
 
+@dataclass(frozen=True)
+class Grant:
+    """One purchase for `purchase_grant_many` (the arguments of `purchase_grant`)."""
+
+    user_id: int
+    option: Option
+    shares: int
+    price: Decimal
+    kind: str
+    idempotency_key: str
+    purchased_at: datetime | None = None
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class _CleanGrant:
+    grant: Grant
+    price: Decimal
+    key: str
+    when: datetime
+    reason: str
+
+
+def _grant_clean(grant: Grant) -> _CleanGrant:
+    """The rules of a grant, before any query (one home for `purchase_grant` and its bulk form)."""
+    if grant.kind not in (Purchase.Kind.BONUS, Purchase.Kind.LEGACY):
+        raise field_error("kind", "purchase_grant records bonus and legacy purchases only.", code="invalid_kind")
+    shares = grant.shares
+    if isinstance(shares, bool) or not isinstance(shares, int) or shares <= 0:
+        raise field_error("shares", "shares must be a whole number greater than zero.", code="invalid_shares")
+    price = to_money(grant.price, field="price")
+    key = _clean_key(grant.idempotency_key)
+    if key is None:
+        raise field_error("idempotency_key", "purchase_grant needs an idempotency key.", code="required")
+    when = grant.purchased_at or timezone.now()
+    if timezone.is_naive(when):
+        raise field_error("purchased_at", "purchased_at must be timezone-aware.", code="naive_datetime")
+    reason = (LedgerEntry.Reason.LEGACY if grant.kind == Purchase.Kind.LEGACY
+              else LedgerEntry.Reason.BONUS_PURCHASE)
+    return _CleanGrant(grant=grant, price=price, key=key, when=when, reason=reason)
+
+
+def _grant_postings(purchase: Purchase, clean: _CleanGrant) -> list[Posting]:
+    """The credit and the debit of a grant (net zero on the active wallet)."""
+    g = clean.grant
+    label = g.description or f"{g.shares} × {g.option}"
+    return [
+        Posting(user_id=g.user_id, wallet=Wallet.ACTIVE, amount=clean.price, reason=clean.reason,
+                idempotency_key=f"purchase:{purchase.pk}:credit", cause=purchase,
+                description=f"{label} (paid outside the wallet)"),
+        Posting(user_id=g.user_id, wallet=Wallet.ACTIVE, amount=-clean.price, reason=clean.reason,
+                idempotency_key=f"purchase:{purchase.pk}:debit", cause=purchase, description=label),
+    ]
+
+
 def purchase_grant(*, user: User, option: Option, shares: int, price, kind: str,
                    idempotency_key: str, purchased_at: datetime | None = None,
                    description: str = "") -> tuple[Purchase, bool]:
@@ -154,37 +214,68 @@ def purchase_grant(*, user: User, option: Option, shares: int, price, kind: str,
     The option need not be active (a bonus follows the buyer's option; a legacy
     row follows history).
     """
-    if kind not in (Purchase.Kind.BONUS, Purchase.Kind.LEGACY):
-        raise field_error("kind", "purchase_grant records bonus and legacy purchases only.", code="invalid_kind")
-    if isinstance(shares, bool) or not isinstance(shares, int) or shares <= 0:
-        raise field_error("shares", "shares must be a whole number greater than zero.", code="invalid_shares")
-    price = to_money(price, field="price")
-    key = _clean_key(idempotency_key)
-    if key is None:
-        raise field_error("idempotency_key", "purchase_grant needs an idempotency key.", code="required")
-    when = purchased_at or timezone.now()
-    if timezone.is_naive(when):
-        raise field_error("purchased_at", "purchased_at must be timezone-aware.", code="naive_datetime")
-    reason = LedgerEntry.Reason.LEGACY if kind == Purchase.Kind.LEGACY else LedgerEntry.Reason.BONUS_PURCHASE
+    clean = _grant_clean(Grant(user_id=user.pk, option=option, shares=shares, price=price, kind=kind,
+                               idempotency_key=idempotency_key, purchased_at=purchased_at,
+                               description=description))
     with transaction.atomic():
         lock_rows(User, [user.pk])
-        existing = Purchase.objects.filter(user_id=user.pk, idempotency_key=key).first()
+        existing = Purchase.objects.filter(user_id=user.pk, idempotency_key=clean.key).first()
         if existing is not None:
             return existing, False
         purchase = Purchase.objects.create(
             user_id=user.pk, project_id=option.project_id, option=option, kind=kind,
-            shares=shares, price=price, idempotency_key=key, created_at=when)
-        label = description or f"{shares} × {option}"
-        wallet_post([
-            Posting(user_id=user.pk, wallet=Wallet.ACTIVE, amount=price, reason=reason,
-                    idempotency_key=f"purchase:{purchase.pk}:credit", cause=purchase,
-                    description=f"{label} (paid outside the wallet)"),
-            Posting(user_id=user.pk, wallet=Wallet.ACTIVE, amount=-price, reason=reason,
-                    idempotency_key=f"purchase:{purchase.pk}:debit", cause=purchase,
-                    description=label),
-        ])
+            shares=shares, price=clean.price, idempotency_key=clean.key, created_at=clean.when)
+        wallet_post(_grant_postings(purchase, clean))
         _send_completed_after_commit(purchase)
     return purchase, True
+
+
+def purchase_grant_many(*, grants: Sequence[Grant]) -> list[tuple[Purchase, bool]]:
+    """`purchase_grant` for many purchases in one transaction and a constant number of
+    queries: the buyers locked in pk order, one look-up of the keys already used, one INSERT
+    of the purchases (ids in the order given: give them in date order), one `wallet_post`
+    batch with every credit and debit. Returns [(purchase, created)] in the order given.
+
+    After the commit it sends `purchases_completed_bulk` ONCE with the counted purchases
+    created (legacy), never `purchase_completed` per purchase. Any refusal (ValidationError)
+    or database error rolls back the whole batch: a caller that wants rows to fail alone
+    retries them one at a time.
+    """
+    cleaned = [_grant_clean(g) for g in grants]
+    if not cleaned:
+        return []
+    pairs = [(c.grant.user_id, c.key) for c in cleaned]
+    if len(set(pairs)) != len(pairs):
+        raise field_error("idempotency_key", "The same member and idempotency key twice in one batch.",
+                          code="duplicate_idempotency_key")
+    with transaction.atomic():
+        lock_rows(User, {c.grant.user_id for c in cleaned})
+        existing = {(p.user_id, p.idempotency_key): p for p in Purchase.objects.filter(
+            user_id__in={u for u, _ in pairs}, idempotency_key__in={k for _, k in pairs})}
+        fresh = [c for c in cleaned if (c.grant.user_id, c.key) not in existing]
+        created = Purchase.objects.bulk_create([
+            Purchase(user_id=c.grant.user_id, project_id=c.grant.option.project_id, option=c.grant.option,
+                     kind=c.grant.kind, shares=c.grant.shares, price=c.price, idempotency_key=c.key,
+                     created_at=c.when) for c in fresh])
+        postings = []
+        for purchase, clean in zip(created, fresh, strict=True):
+            postings += _grant_postings(purchase, clean)
+        wallet_post(postings, savepoint=False)  # new keys (new purchases); any error rolls back the batch
+        counted = [p for p in created if p.is_counted]
+        if counted:
+            _send_completed_bulk_after_commit(counted)
+    made = {(p.user_id, p.idempotency_key): p for p in created}
+    return [(existing[pair], False) if pair in existing else (made[pair], True) for pair in pairs]
+
+
+def _send_completed_bulk_after_commit(purchases: list[Purchase]) -> None:
+    def send():
+        for receiver, result in purchases_completed_bulk.send_robust(sender=Purchase, purchases=purchases):
+            if isinstance(result, Exception):
+                logger.error("purchases_completed_bulk receiver %r failed for purchases %s…%s",
+                             receiver, purchases[0].pk, purchases[-1].pk, exc_info=result)
+
+    transaction.on_commit(send)
 
 
 # --- refunds (money-lifecycle §2) ------------------------------------------------------------

@@ -4,6 +4,12 @@ from django.dispatch import Signal
 # with `purchase=<Purchase>`. Never for `bonus` auto-purchases.
 purchase_completed = Signal()
 
+# Sent after the commit of a batch of counted purchases written together
+# (`purchases.services.purchase_grant_many`: the legacy import), with `purchases=[Purchase, …]`
+# in id order — INSTEAD of `purchase_completed` for each, so receivers work per batch
+# (mlm processes them in batches, tokens records their revenue in one go).
+purchases_completed_bulk = Signal()
+
 # Sent after the commit of a refund (`purchases.services.purchase_refund`), with
 # `purchase=<Purchase>` and `refund=<Refund>`. `mlm` and `tokens` take back their part
 # through it, each exactly once (their own marker rows), in their own transactions.

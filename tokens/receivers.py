@@ -1,11 +1,16 @@
 """Signal receivers of the tokens app: thin, connected in `TokensConfig.ready()`."""
 
-from tokens.services import revenue_record_pack_sale
+from tokens.services import revenue_record_pack_sale, revenue_record_pack_sales
 
 
 def record_pack_sale_revenue(sender, *, purchase, **kwargs):
     """A counted purchase of packs is `pack_sale` revenue (bonus purchases send no signal)."""
     revenue_record_pack_sale(purchase=purchase)
+
+
+def record_pack_sales_revenue(sender, *, purchases, **kwargs):
+    """A batch of counted purchases (the legacy import): their revenue in one go."""
+    revenue_record_pack_sales(purchases=purchases)
 
 
 def reverse_pack_sale_revenue(sender, *, purchase, refund, **kwargs):

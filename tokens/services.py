@@ -126,18 +126,8 @@ def revenue_track_with_status(*, source: str, amount, currency: str = BASE_CURRE
         existing = Revenue.objects.filter(source=source, external_ref=external_ref).first()
         if existing is not None:
             return _same_revenue(existing, amount=amount, currency=currency), False
-    if currency == BASE_CURRENCY:
-        rate = Decimal(1)
-    else:
-        row = exchange_rate_current(currency=currency)
-        if row is None:
-            raise field_error("currency", f"No exchange rate for {currency}: add a {currency}→ZAR rate "
-                                          "in the admin first.", code="no_exchange_rate")
-        rate = row.rate_to_zar
-    amount_zar = round_money(amount * rate, places=MONEY_QUANTUM)
-    if amount_zar <= 0:
-        raise field_error("amount", "The amount is too small to convert to ZAR.", code="amount_too_small")
-    to_money(amount_zar, field="amount_zar")  # fits the column
+    rate = _rate_to_zar(currency)
+    amount_zar = _amount_zar(amount, rate)
     try:
         with transaction.atomic():
             record = Revenue.objects.create(source=source, amount=amount, currency=currency, rate_to_zar=rate,
@@ -152,6 +142,25 @@ def revenue_track_with_status(*, source: str, amount, currency: str = BASE_CURRE
     logger.info("revenue %s recorded: %s %s = %s ZAR (ref %s)", record.pk, amount, currency, amount_zar,
                 external_ref)
     return record, True
+
+
+def _rate_to_zar(currency: str) -> Decimal:
+    """The rate a record in `currency` is converted with now (1 for ZAR)."""
+    if currency == BASE_CURRENCY:
+        return Decimal(1)
+    row = exchange_rate_current(currency=currency)
+    if row is None:
+        raise field_error("currency", f"No exchange rate for {currency}: add a {currency}→ZAR rate "
+                                      "in the admin first.", code="no_exchange_rate")
+    return row.rate_to_zar
+
+
+def _amount_zar(amount: Decimal, rate: Decimal) -> Decimal:
+    amount_zar = round_money(amount * rate, places=MONEY_QUANTUM)
+    if amount_zar <= 0:
+        raise field_error("amount", "The amount is too small to convert to ZAR.", code="amount_too_small")
+    to_money(amount_zar, field="amount_zar")  # fits the column
+    return amount_zar
 
 
 def _same_revenue(existing: Revenue, *, amount: Decimal, currency: str) -> Revenue:
@@ -192,6 +201,46 @@ def revenue_record_pack_sale(*, purchase) -> Revenue | None:
         logger.error("pack-sale revenue of purchase %s (%s USD) NOT recorded: %s -- fix it, then run "
                      "`manage.py tokens_record_pack_sales`", purchase.pk, purchase.price, exc.messages)
         return None
+
+
+def revenue_record_pack_sales(*, purchases) -> int:
+    """`revenue_record_pack_sale` for a batch of purchases (the legacy import): the USD rate
+    read once, the references already recorded skipped in one look-up, the rest in one INSERT
+    (ON CONFLICT DO NOTHING: a concurrent single record of the same purchase wins, once).
+    Returns how many were still missing at the look-up. Without a USD rate nothing is recorded and an
+    error is logged, as for a single purchase (``tokens_record_pack_sales`` catches up).
+    """
+    legacy_counts = getattr(settings, "TOKENS_LEGACY_PURCHASES_ARE_REVENUE", True)
+    todo = [p for p in purchases if p.is_counted and (legacy_counts or p.kind != "legacy")]
+    if not todo:
+        return 0
+    try:
+        rate = _rate_to_zar("USD")
+    except ValidationError as exc:
+        logger.error("pack-sale revenue of %d purchases (%s…%s) NOT recorded: %s -- fix it, then run "
+                     "`manage.py tokens_record_pack_sales`", len(todo), todo[0].pk, todo[-1].pk, exc.messages)
+        return 0
+    refs = {_pack_sale_ref(p.pk): p for p in todo}
+    done = set(Revenue.objects.filter(source=Revenue.Source.PACK_SALE, external_ref__in=list(refs))
+               .values_list("external_ref", flat=True))
+    rows = []
+    for ref, purchase in refs.items():
+        if ref in done:
+            continue
+        try:
+            amount = to_money(purchase.price)
+            rows.append(Revenue(source=Revenue.Source.PACK_SALE, amount=amount, currency="USD", rate_to_zar=rate,
+                                amount_zar=_amount_zar(amount, rate), external_ref=ref,
+                                recorded_at=purchase.created_at))
+        except ValidationError as exc:
+            logger.error("pack-sale revenue of purchase %s (%s USD) NOT recorded: %s", purchase.pk,
+                         purchase.price, exc.messages)
+    if not rows:
+        return 0
+    Revenue.objects.bulk_create(rows, ignore_conflicts=True)
+    logger.info("pack-sale revenue of %d purchases recorded (%s…%s)", len(rows), rows[0].external_ref,
+                rows[-1].external_ref)
+    return len(rows)
 
 
 def _pack_sale_ref(purchase_id) -> str:
