@@ -26,7 +26,12 @@ WRITES = ("INSERT", "UPDATE", "DELETE", "SAVEPOINT")
 def writes_nothing():
     with CaptureQueriesContext(connection) as ctx:
         yield
-    writes = [q["sql"] for q in ctx.captured_queries if q["sql"].lstrip().upper().startswith(WRITES)]
+    # The API's throttle counts requests in the database cache when no Redis is configured: not a
+    # write of the preview (its SAVEPOINT pair and INSERT/UPDATE touch only django_cache).
+    statements = [q["sql"] for q in ctx.captured_queries]
+    cache = any("django_cache" in sql for sql in statements)
+    writes = [sql for sql in statements if sql.lstrip().upper().startswith(WRITES) and "django_cache" not in sql
+              and not (cache and sql.lstrip().upper().startswith(("SAVEPOINT", "RELEASE")))]
     assert writes == []
 
 
