@@ -32,6 +32,7 @@ Python, and the work is linear in the size of the network whatever its depth:
 7. `write monthly` — delete the monthly rows that no longer exist, update the changed ones,
    insert the new ones: a rebuild that finds the volumes right writes almost nothing.
 8. `fv_path` — one UPDATE of the processed markers whose path differs from the buyer's now.
+9. `commit` — PostgreSQL checks the foreign keys of the rows written (deferred constraints).
 
 The cap of each rank is computed in Python by `rules.PlanRules.member_cap` (the rule's one
 home) and joined in; the TV sum in step 5 is `rules.team_volume` written in SQL.
@@ -134,6 +135,7 @@ def volumes_rebuild(*, progress: Progress | None = None, wait: bool = True, meth
         timer.done("fv_path")
         cur.execute(f"SELECT COUNT(*) FROM {_STATS}")
         result["members"] = cur.fetchone()[0]
+    timer.done("commit")  # deferred foreign-key checks of the rows written run here
     result["timings"] = timer.timings
     result["seconds"] = timer.total
     logger.info("rebuild_volumes: %s members in %.2f s", result["members"], result["seconds"])

@@ -24,7 +24,8 @@ from tests.mlm.factories import buy, member, option
 
 STATS_FIELDS = ("pv", "fv", "tv", "max_branch", "cap", "next_rank_id", "gap")
 METHODS = ["sql", "python"] if connection.vendor == "postgresql" else ["python"]
-PHASES = ["lock", "stats rows", "monthly PV", "tree", "FV/TV by level", "write stats", "write monthly", "fv_path"]
+PHASES = ["lock", "stats rows", "monthly PV", "tree", "FV/TV by level", "write stats", "write monthly", "fv_path",
+          "commit"]
 
 
 def stats_now():
