@@ -30,7 +30,6 @@ from mlm.models import (
     MonthlyVolume,
     Notification,
     PoolRun,
-    ProcessedPurchase,
     Rank,
     RankHistory,
     TeamVolumeQueue,
@@ -38,6 +37,7 @@ from mlm.models import (
     month_start,
 )
 from mlm.payouts import bonuses_create, payout_run, payout_run_with_status  # noqa: F401 - the service API
+from mlm.rebuild import volumes_rebuild  # noqa: F401 - the service API (set-based, in mlm.rebuild)
 from mlm.selectors import Plan, plan_load
 from purchases.models import Purchase
 
@@ -55,7 +55,6 @@ class ProcessResult:
 
 _STATS = MemberStats._meta.db_table
 _USERS = User._meta.db_table
-_PURCHASES = Purchase._meta.db_table
 
 
 def _stats_insert_missing(cur, where: str, params: list, plan: Plan) -> None:
@@ -368,60 +367,3 @@ def _pool_qualifiers(plan: Plan, month: date) -> list[int]:
         if len(heads) >= 2:
             out.append(uid)
     return sorted(out)
-
-
-# --- rebuilding volumes from the purchases (repair, large imports) ---------------------------
-
-_FV_SQL = f"""
-UPDATE {_STATS} SET fv = f.total FROM (
-    WITH RECURSIVE
-    own(user_id, v) AS (
-        SELECT p.user_id, SUM(p.price) FROM {_PURCHASES} p
-        WHERE p.kind IN (%s, %s) AND p.refunded_at IS NULL GROUP BY p.user_id),
-    anc(apath, v, n) AS (
-        SELECT substr(u.path, 1, length(u.path) - %s), own.v, u.depth - 1
-        FROM own JOIN {_USERS} u ON u.id = own.user_id WHERE u.depth > 1
-        UNION ALL
-        SELECT substr(apath, 1, length(apath) - %s), v, n - 1 FROM anc WHERE n > 1)
-    SELECT u.id AS user_id, SUM(anc.v) AS total FROM anc JOIN {_USERS} u ON u.path = anc.apath
-    GROUP BY u.id
-) AS f WHERE {_STATS}.user_id = f.user_id
-"""
-
-
-def volumes_rebuild(*, chunk: int = 2000) -> dict:
-    """Recompute every member's PV, monthly PV, FV and TV from the counted (not refunded) purchases.
-
-    Set-based: PV is one aggregate UPDATE, FV one UPDATE over a recursive walk of the
-    materialized paths (each buyer's total added to every ancestor), monthly PV one
-    grouped aggregate; TV then in chunks (three queries per chunk). Every processed purchase's
-    `fv_path` is reset to its buyer's path now (FV follows the tree as rebuilt, so a later
-    refund takes it back from there). Run it with the workers paused when the data is live
-    (it rewrites the volumes of everyone), and with no refund waiting for its clawback.
-    """
-    from django.db import connection
-    from django.db.models.functions import TruncMonth
-
-    plan = plan_load()
-    counted = [str(k) for k in Purchase.COUNTED_KINDS]
-    with transaction.atomic(), connection.cursor() as cur:
-        _stats_insert_missing(cur, "u.is_system_root = %s", [False], plan)
-        cur.execute(
-            f"UPDATE {_STATS} SET fv = 0, pv = COALESCE((SELECT SUM(p.price) FROM {_PURCHASES} p "
-            f"WHERE p.user_id = {_STATS}.user_id AND p.kind IN (%s, %s) AND p.refunded_at IS NULL), 0)", counted)
-        cur.execute(_FV_SQL, [*counted, PATH_STEP, PATH_STEP])
-        # FV now follows the tree as it is: a later refund takes it back from the current upline.
-        pp, pu, uu = ProcessedPurchase._meta.db_table, Purchase._meta.db_table, User._meta.db_table
-        cur.execute(f"UPDATE {pp} SET fv_path = (SELECT u.path FROM {pu} p JOIN {uu} u ON u.id = p.user_id "
-                    f"WHERE p.id = {pp}.purchase_id)")
-        MonthlyVolume.objects.all().delete()
-        rows = (Purchase.objects.filter(kind__in=Purchase.COUNTED_KINDS, refunded_at__isnull=True)
-                .exclude(user__is_system_root=True)
-                .annotate(m=TruncMonth("created_at")).values("user_id", "m").annotate(v=Sum("price")))
-        MonthlyVolume.objects.bulk_create(
-            [MonthlyVolume(user_id=r["user_id"], month=month_start(r["m"]), pv=r["v"]) for r in rows],
-            batch_size=2000)
-    ids = list(MemberStats.objects.order_by("user_id").values_list("user_id", flat=True))
-    for i in range(0, len(ids), chunk):
-        team_volumes_recalculate(user_ids=ids[i:i + chunk], plan=plan)
-    return {"members": len(ids)}
