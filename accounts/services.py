@@ -315,7 +315,7 @@ def wallet_post(postings: Sequence[Posting], *, savepoint: bool = True) -> list[
 
 
 def _post(postings: Sequence[Posting], keys: list[str], *, keys_are_new: bool = False) -> list[LedgerEntry]:
-    users = lock_rows(User, (p.user_id for p in postings))
+    users = lock_rows(User, (p.user_id for p in postings), fields=_BALANCES)
     missing = {p.user_id for p in postings} - users.keys()
     if missing:
         raise ValidationError(f"Unknown member(s): {sorted(missing)}.", code="unknown_member")
@@ -398,6 +398,9 @@ def _post(postings: Sequence[Posting], keys: list[str], *, keys_are_new: bool = 
     if debts:
         insert_many(debts)
     return insert_many(rows)
+
+
+_BALANCES = ("balance_active", "balance_passive", "clawback_debt")
 
 
 def _balances(user: User) -> tuple[Decimal, Decimal, Decimal]:

@@ -14,8 +14,19 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from django.db import connection, models
+from django.db.models.expressions import RawSQL
 
 _CHUNK = 5000  # rows per statement
+
+
+def ids_in(ids):
+    """For `filter(field__in=ids_in(ids))`: on PostgreSQL one array parameter
+    (`IN (SELECT unnest(%s::bigint[]))`) instead of one `%s` per id, which the driver would
+    otherwise parse into the statement id by id; elsewhere the list itself."""
+    ids = list(ids)
+    if connection.vendor != "postgresql":
+        return ids
+    return RawSQL("SELECT unnest(%s::bigint[])", (ids,))
 
 
 def _array_type(field: models.Field) -> str:

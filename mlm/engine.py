@@ -32,7 +32,7 @@ from django.utils import timezone
 
 from accounts.models import LedgerEntry, User, Wallet, path_decode
 from accounts.services import Posting, wallet_post
-from common.bulk import insert_many
+from common.bulk import ids_in, insert_many
 from common.money import ZERO
 from mlm import payouts, rules
 from mlm.models import (
@@ -100,13 +100,13 @@ def snapshot_load(facts: Sequence[rules.PurchaseFacts], plan: Plan, *, lock: boo
     keys = {(f.user_id, f.project_id) for f in facts}
 
     existing = set()
-    for uid, rank_id, is_pioneer in (MemberStats.objects.filter(user_id__in=chain)
+    for uid, rank_id, is_pioneer in (MemberStats.objects.filter(user_id__in=ids_in(chain))
                                      .values_list("user_id", "rank_id", "is_pioneer")):
         existing.add(uid)
         if uid in walkers:
             snap.members[uid] = rules.MemberState(uid, rank_id, is_pioneer)
 
-    for uid, month, pv in (MonthlyVolume.objects.filter(user_id__in=walkers, month__in=months)
+    for uid, month, pv in (MonthlyVolume.objects.filter(user_id__in=ids_in(walkers), month__in=months)
                            .values_list("user_id", "month", "pv")):
         snap.monthly_pv[(uid, month)] = pv
 
@@ -138,7 +138,7 @@ def _investment_load(snap: rules.Snapshot, facts, keys) -> list[tuple[int, int, 
     batch_ids = {f.id for f in facts}
     first_id, last_id = min(batch_ids), max(batch_ids)
     counted = [str(k) for k in Purchase.COUNTED_KINDS]
-    mine = Purchase.objects.filter(user_id__in=users, project_id__in=projects, refunded_at__isnull=True)
+    mine = Purchase.objects.filter(user_id__in=ids_in(users), project_id__in=projects, refunded_at__isnull=True)
     before = mine.filter(Q(kind=Purchase.Kind.BONUS) | Q(kind__in=counted, id__lt=first_id))
     for uid, project_id, total in before.values_list("user_id", "project_id").annotate(t=Sum("price")):
         if (uid, project_id) in keys:
@@ -148,7 +148,7 @@ def _investment_load(snap: rules.Snapshot, facts, keys) -> list[tuple[int, int, 
         earlier = [(pid, uid, project_id, price) for pid, uid, project_id, price in
                    mine.filter(kind__in=counted, id__gt=first_id, id__lt=last_id).exclude(id__in=batch_ids)
                    .values_list("id", "user_id", "project_id", "price") if (uid, project_id) in keys]
-    for uid, project_id, total in (Bonus.objects.filter(user_id__in=users, kind=Bonus.Kind.INVESTMENT,
+    for uid, project_id, total in (Bonus.objects.filter(user_id__in=ids_in(users), kind=Bonus.Kind.INVESTMENT,
                                                         purchase__project_id__in=projects)
                                    .exclude(status__in=[Bonus.Status.CANCELLED, Bonus.Status.REVERSED])
                                    .values_list("user_id", "purchase__project_id").annotate(t=Sum("amount"))):
@@ -268,7 +268,7 @@ def _stats_increment(deltas: dict[int, tuple[Decimal, Decimal]]) -> None:
         for uid, (dpv, dfv) in deltas.items():
             MemberStats.objects.filter(user_id=uid).update(pv=F("pv") + dpv, fv=F("fv") + dfv)
         return
-    list(MemberStats.objects.select_for_update(no_key=True).filter(user_id__in=list(deltas))
+    list(MemberStats.objects.select_for_update(no_key=True).filter(user_id__in=ids_in(deltas))
          .order_by("user_id").values_list("user_id", flat=True))  # lock in id order: no deadlock
     table = MemberStats._meta.db_table
     values = ", ".join(["(%s::bigint, %s::numeric, %s::numeric)"] * len(deltas))
@@ -348,14 +348,18 @@ def _claim(ids: Sequence[int]) -> list[int]:
     purchase = Purchase._meta.db_table
     user = User._meta.db_table
     counted = [str(k) for k in Purchase.COUNTED_KINDS]
+    if connection.vendor == "postgresql":  # one array parameter, however many ids
+        id_sql, id_params = "p.id = ANY(%s)", [list(ids)]
+    else:
+        id_sql, id_params = f"p.id IN ({', '.join(['%s'] * len(ids))})", list(ids)
     with connection.cursor() as cur:
         cur.execute(
             f"INSERT INTO {marker} (purchase_id, processed_at, fv_path) "
             f"SELECT p.id, %s, u.path FROM {purchase} p JOIN {user} u ON u.id = p.user_id "
-            f"WHERE p.id IN ({', '.join(['%s'] * len(ids))}) AND p.kind IN ({', '.join(['%s'] * len(counted))}) "
+            f"WHERE {id_sql} AND p.kind IN ({', '.join(['%s'] * len(counted))}) "
             f"AND p.refunded_at IS NULL AND u.is_system_root = %s ORDER BY p.id "
             f"ON CONFLICT (purchase_id) DO NOTHING RETURNING purchase_id",
-            [timezone.now(), *ids, *counted, False])
+            [timezone.now(), *id_params, *counted, False])
         return sorted(row[0] for row in cur.fetchall())
 
 
@@ -368,7 +372,7 @@ def process_batch(purchase_ids: Iterable[int]) -> tuple[list[int], list[Bonus]]:
         if not claimed:
             return [], []
         plan = plan_load()
-        purchases = {p.pk: p for p in Purchase.objects.filter(pk__in=claimed)
+        purchases = {p.pk: p for p in Purchase.objects.filter(pk__in=ids_in(claimed))
                      .select_related("user", "option").order_by("id")}
         facts = [purchase_facts(purchase_id=p.pk, user_id=p.user_id, path=p.user.path, option=p.option,
                                 price=p.price, created_at=p.created_at) for p in purchases.values()]
