@@ -34,6 +34,7 @@ from django.db.models.functions import Concat, Lower, Substr
 
 from accounts.models import DebtEntry, LedgerEntry, User, Wallet, WalletSettings, path_encode
 from accounts.selectors import system_root
+from accounts.signals import sponsor_changing
 from common.bulk import insert_many, update_many
 from common.errors import IdempotencyConflict, field_error
 from common.locks import lock_rows
@@ -208,6 +209,7 @@ def member_sponsor_change(*, user: User, sponsor: User) -> User:
         if sponsor.path.startswith(user.path):
             raise field_error("sponsor", "That sponsor is in this member's own downline: "
                                          "the change would make a cycle.", code="sponsor_cycle")
+        sponsor_changing.send(sender=User, user=user)  # e.g. mlm keeps the old paths for refunds
         old_prefix, new_prefix = user.path, sponsor.path + path_encode(user.pk)
         depth_delta = sponsor.depth + 1 - user.depth
         User.objects.filter(path__startswith=old_prefix).update(

@@ -340,8 +340,9 @@ def notifications_save(rows: list[Notification]) -> None:
 
 def _claim(ids: Sequence[int]) -> list[int]:
     """Insert the processed markers of the counted, unrefunded purchases among `ids` that no
-    one has processed: the ids this batch now owns (in id order). The marker keeps the buyer's
-    path, so a refund takes FV back from the same members even if the tree changes."""
+    one has processed: the ids this batch now owns (in id order). The marker's `fv_path` stays
+    empty — "the buyer's path now" — until a sponsor change records the old one
+    (`mlm.receivers.on_sponsor_changing`), so a refund takes FV back from the same members."""
     if not ids:
         return []
     marker = ProcessedPurchase._meta.db_table
@@ -355,7 +356,7 @@ def _claim(ids: Sequence[int]) -> list[int]:
     with connection.cursor() as cur:
         cur.execute(
             f"INSERT INTO {marker} (purchase_id, processed_at, fv_path) "
-            f"SELECT p.id, %s, u.path FROM {purchase} p JOIN {user} u ON u.id = p.user_id "
+            f"SELECT p.id, %s, '' FROM {purchase} p JOIN {user} u ON u.id = p.user_id "
             f"WHERE {id_sql} AND p.kind IN ({', '.join(['%s'] * len(counted))}) "
             f"AND p.refunded_at IS NULL AND u.is_system_root = %s ORDER BY p.id "
             f"ON CONFLICT (purchase_id) DO NOTHING RETURNING purchase_id",

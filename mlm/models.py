@@ -309,8 +309,9 @@ class ProcessedPurchase(models.Model):
     purchase = models.OneToOneField("purchases.Purchase", primary_key=True, on_delete=models.PROTECT,
                                     related_name="mlm_processed")
     processed_at = models.DateTimeField(default=timezone.now)
-    # The buyer's sponsor path when processed: the members whose FV this purchase raised,
-    # so a refund takes it back from the same members even if the tree changed since.
+    # The path along which this purchase raised FV, kept only once the tree changed under it
+    # (a sponsor change records the old path; empty = the buyer's path now), so a refund takes
+    # FV back from the same members. Sparse: a full path per purchase would be ~1 KB at depth 150.
     fv_path = models.CharField(max_length=4000, blank=True)
 
     def __str__(self) -> str:

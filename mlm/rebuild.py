@@ -7,7 +7,7 @@ system root's own purchases never count):
 - PV per member and monthly PV per (member, month);
 - FV (everything bought below a member), TV (Σ over direct referrals of min(branch, cap)),
   the largest branch, the cap, the next rank and the gap to it;
-- `ProcessedPurchase.fv_path` is reset to the buyer's path now (FV follows the tree as
+- `ProcessedPurchase.fv_path` is emptied (= the buyer's path now: FV follows the tree as
   rebuilt, so a later refund takes it back from there).
 
 Ranks, pioneer status and loyalty streaks are not changed. Missing stats rows are inserted.
@@ -31,7 +31,7 @@ Python, and the work is linear in the size of the network whatever its depth:
 6. `write stats` — one UPDATE of the stats rows that changed (or never had their TV set).
 7. `write monthly` — delete the monthly rows that no longer exist, update the changed ones,
    insert the new ones: a rebuild that finds the volumes right writes almost nothing.
-8. `fv_path` — one UPDATE of the processed markers whose path differs from the buyer's now.
+8. `fv_path` — one UPDATE emptying the paths sponsor changes recorded (= the buyer's path now).
 9. `commit` — PostgreSQL checks the foreign keys of the rows written (deferred constraints).
 
 The cap of each rank is computed in Python by `rules.PlanRules.member_cap` (the rule's one
@@ -179,12 +179,9 @@ def _stats_insert_missing(cur, plan: Plan) -> None:
 
 
 def _fv_path_reset(cur) -> None:
-    if connection.vendor == "postgresql":
-        cur.execute(f"UPDATE {_PROCESSED} AS pp SET fv_path = u.path FROM {_PURCHASES} p, {_USERS} u "
-                    "WHERE pp.purchase_id = p.id AND u.id = p.user_id AND pp.fv_path IS DISTINCT FROM u.path")
-    else:
-        cur.execute(f"UPDATE {_PROCESSED} SET fv_path = (SELECT u.path FROM {_PURCHASES} p "
-                    f"JOIN {_USERS} u ON u.id = p.user_id WHERE p.id = {_PROCESSED}.purchase_id)")
+    """FV now follows the tree as rebuilt: every processed marker reads the buyer's path now
+    again (an empty `fv_path`), so a later refund takes FV back from the current upline."""
+    cur.execute(f"UPDATE {_PROCESSED} SET fv_path = '' WHERE fv_path <> ''")
 
 
 def rank_caps(plan: Plan) -> list[tuple[int, Decimal, int | None, Decimal | None]]:

@@ -7,8 +7,10 @@ it in id order with `purchase_process_many`.
 
 from __future__ import annotations
 
+from django.db.models import OuterRef, Subquery
 from django.dispatch import receiver
 
+from accounts.signals import sponsor_changing
 from purchases.signals import (
     purchase_completed,
     purchase_refund_preview,
@@ -70,3 +72,14 @@ def connect_plan_receivers():
     for model in (Rank, InvestmentTier):
         post_save.connect(_plan_changed, sender=model, dispatch_uid=f"mlm.plan_changed.save.{model.__name__}")
         post_delete.connect(_plan_changed, sender=model, dispatch_uid=f"mlm.plan_changed.delete.{model.__name__}")
+
+
+@receiver(sponsor_changing, dispatch_uid="mlm.sponsor_changing")
+def on_sponsor_changing(sender, user, **kwargs):
+    """Before a subtree moves: its processed purchases keep the path they raised FV along
+    (only those still reading "the buyer's path now"), so a refund takes it back from there."""
+    from mlm.models import ProcessedPurchase
+    from purchases.models import Purchase
+
+    ProcessedPurchase.objects.filter(fv_path="", purchase__user__path__startswith=user.path).update(
+        fv_path=Subquery(Purchase.objects.filter(pk=OuterRef("purchase_id")).values("user__path")[:1]))

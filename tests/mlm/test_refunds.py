@@ -83,7 +83,7 @@ def test_refund_right_after_a_regular_purchase_restores_everything(line, django_
         from purchases.services import purchase_create
 
         p = purchase_create(user=s, option=opt)
-    assert ProcessedPurchase.objects.get(pk=p.pk).fv_path == s.path
+    assert ProcessedPurchase.objects.get(pk=p.pk).fv_path == ""  # = the buyer's path now (kept sparse)
     kinds = sorted(Bonus.objects.filter(purchase=p).values_list("kind", flat=True))
     assert kinds == ["differential", "differential", "investment", "pioneer", "referral"]
     assert MemberStats.objects.get(user=s).pioneer_purchase_id == p.pk
@@ -138,7 +138,7 @@ def test_refund_after_a_sponsor_change_and_a_rebuild_follows_the_rebuilt_tree(ro
     assert MemberStats.objects.get(user=c).fv == D("1000")
     assert MemberStats.objects.get(user=a).fv == D("0")
     # After a rebuild the FV sits with the new upline, and the refund takes it from there.
-    assert ProcessedPurchase.objects.get(pk=p.pk).fv_path == User.objects.get(pk=s.pk).path
+    assert ProcessedPurchase.objects.get(pk=p.pk).fv_path == ""  # = the buyer's path now, the new tree
     with django_capture_on_commit_callbacks(execute=True):
         purchase_refund(purchase=p)
     assert MemberStats.objects.get(user=a).fv == D("0")
@@ -155,7 +155,12 @@ def test_refund_after_a_sponsor_change_without_rebuild(root, django_capture_on_c
     s = member(a2)
     with django_capture_on_commit_callbacks(execute=True):
         p = buy(s, option("1000"))
+    old_path = User.objects.get(pk=s.pk).path
     member_sponsor_change(user=s, sponsor=c)
+    assert ProcessedPurchase.objects.get(pk=p.pk).fv_path == old_path  # recorded before the move
+    member_sponsor_change(user=s, sponsor=a)  # a second move keeps the path FV was raised along
+    member_sponsor_change(user=s, sponsor=c)
+    assert ProcessedPurchase.objects.get(pk=p.pk).fv_path == old_path
     preview = refund_preview(purchase=p)
     assert {(v["user_id"], v["volume"]) for v in preview["volumes"] if v["volume"] == "fv"} == {(a.pk, "fv"),
                                                                                               (a2.pk, "fv")}

@@ -172,7 +172,7 @@ class Command(BaseCommand):
         with transaction.atomic(), connection.cursor() as cur:
             cur.execute(
                 f"INSERT INTO {ProcessedPurchase._meta.db_table} (purchase_id, processed_at, fv_path) "
-                f"SELECT p.id, now(), u.path FROM {Purchase._meta.db_table} p JOIN {User._meta.db_table} u "
+                f"SELECT p.id, now(), '' FROM {Purchase._meta.db_table} p JOIN {User._meta.db_table} u "
                 "ON u.id = p.user_id WHERE p.kind IN ('regular', 'legacy') AND p.refunded_at IS NULL "
                 f"ON CONFLICT DO NOTHING")
 
