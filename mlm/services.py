@@ -82,7 +82,7 @@ def _stats_ensure(user_ids, plan: Plan) -> None:
 # --- processing purchases (§5, §11) ---------------------------------------------------------
 
 PROCESS_BATCH = 500  # purchases per transaction in purchase_process_many (measured: 500 ≈ 2× 100 end to end)
-PENDING_WINDOW = 100_000  # how far back (in ids) a purchase's task looks for others still waiting
+PENDING_WINDOW = 2_000  # how far back (in ids) a purchase's task looks for others still waiting (older: the sweeper)
 
 
 def purchase_process(*, purchase_id: int) -> ProcessResult:
