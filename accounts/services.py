@@ -394,8 +394,7 @@ def _post(postings: Sequence[Posting], keys: list[str], *, keys_are_new: bool = 
                 reason=DebtEntry.Reason.REPAYMENT, description=p.description[:255],
                 idempotency_key=key, cause_type=cause_type, cause_id=cause_id))
     # Only balances that moved: a credit and its debit (net zero, a bonus auto-purchase) write nothing.
-    update_many(User, {uid: dict(zip(("balance_active", "balance_passive", "clawback_debt"), _balances(users[uid]),
-                                     strict=True))
+    update_many(User, {uid: dict(zip(_BALANCES, _balances(users[uid]), strict=True))
                        for uid in {p.user_id for p in todo} if _balances(users[uid]) != before[uid]})
     if debts:
         insert_many(debts)
@@ -405,8 +404,8 @@ def _post(postings: Sequence[Posting], keys: list[str], *, keys_are_new: bool = 
 _BALANCES = ("balance_active", "balance_passive", "clawback_debt")
 
 
-def _balances(user: User) -> tuple[Decimal, Decimal, Decimal]:
-    return user.balance_active, user.balance_passive, user.clawback_debt
+def _balances(user: User) -> tuple[Decimal, ...]:
+    return tuple(getattr(user, name) for name in _BALANCES)
 
 
 def _deposit_key(reference: str) -> str:
