@@ -88,8 +88,9 @@ def bonuses_create(bonuses: list[Bonus], *, settings: PlanSettings) -> list[Bonu
 
 def payout_run(*, month: date, created_by: User | None = None) -> PayoutRun:
     """Pay the held bonuses of the month containing `month` (any date in it). One run per
-    month: a second call pays nothing and returns the first run. A month that is not over yet
-    (the current month or later) is refused with a ValidationError (code `month_not_over`)."""
+    month: a second call pays nothing and returns the first run. A month that has not begun is
+    refused with a ValidationError (code `month_not_over`); the current month may be paid early
+    (what it earns afterwards waits for the next month's run)."""
     run, _ = payout_run_with_status(month=month, created_by=created_by)
     return run
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 from decimal import Decimal
 
 from django.contrib.contenttypes.models import ContentType
@@ -35,7 +35,6 @@ from mlm.rules import PlanRules, RankRule
 from purchases.models import Option, Purchase
 from purchases.services import MAX_PACKS
 
-_ONE_DAY = timedelta(days=1)
 TEAM_MAX_DEPTH = 10
 TEAM_MAX_ROWS = 1000
 
@@ -484,12 +483,22 @@ def payout_month(month) -> date:
 
 
 def payout_refusal(start: date, *, today: date | None = None) -> str | None:
-    """Why month `start` cannot be paid now (None: it can). A month is paid once it is over:
-    the beat pays month M on `payout_day` of M+1; an operator may pay a past month earlier."""
+    """Why month `start` cannot be paid now (None: it can). The beat pays month M on
+    `payout_day` of M+1; an operator may pay a past month, or the current one early (its bonuses
+    earned after that run wait for the next month's run, which pays every older leftover). A
+    month that has not begun has nothing to pay."""
     today = today or timezone.now().date()  # UTC
-    if start >= month_start(today):
-        return (f"{start:%Y-%m} is not over yet: a month is paid out once it has ended "
-                f"(the earliest is {month_start(today) - _ONE_DAY:%Y-%m}).")
+    if start > month_start(today):
+        return f"{start:%Y-%m} has not begun: there is nothing to pay for it yet."
+    return None
+
+
+def payout_early_warning(start: date, *, today: date | None = None) -> str | None:
+    """For the current month: what paying it now means (None for a month that is over)."""
+    today = today or timezone.now().date()
+    if start == month_start(today):
+        return (f"{start:%Y-%m} is not over: bonuses earned after this run wait for the next "
+                "month's run (one run per month).")
     return None
 
 
@@ -509,7 +518,8 @@ def payout_preview(*, month: date, top: int | None = None) -> dict:
     `total`, `count` (bonuses), `members`, `by_kind` ({kind: {"amount", "count"}}), `by_member`
     (a list of {"user_id", "email", "amount", "count"}, largest first; the first `top` only when
     given), `already_run` and `run` (the run's figures when the month was paid: a second run
-    pays nothing, so the totals are then zero), `runnable` and `refusal` (why not, or None).
+    pays nothing, so the totals are then zero), `runnable` and `refusal` (why not, or None),
+    `warning` (paying the current month early, or None).
     Four queries."""
     start = payout_month(month)
     run = PayoutRun.objects.filter(month=start).first()
@@ -517,6 +527,7 @@ def payout_preview(*, month: date, top: int | None = None) -> dict:
     if run is not None:
         refusal = f"{start:%Y-%m} was already paid out on {run.created_at:%Y-%m-%d %H:%M} UTC."
     out = {"month": start, "already_run": run is not None, "runnable": refusal is None, "refusal": refusal,
+           "warning": payout_early_warning(start) if run is None else None,
            "run": ({"id": run.pk, "bonuses": run.bonuses, "total": run.total, "created_at": run.created_at}
                    if run else None),
            "total": ZERO, "count": 0, "members": 0, "by_kind": {}, "by_member": []}

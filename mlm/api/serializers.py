@@ -144,6 +144,7 @@ class PayoutPreviewOut(serializers.Serializer):
     run = PayoutRunSummaryOut(allow_null=True)
     runnable = serializers.BooleanField()
     refusal = serializers.CharField(allow_null=True)
+    warning = serializers.CharField(allow_null=True, help_text="Paying the current month early: what that means.")
 
 
 class PayoutRunOut(serializers.ModelSerializer):

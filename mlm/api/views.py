@@ -133,7 +133,7 @@ class PayoutRunView(APIView):
     @extend_schema(tags=["payouts"], summary="Pay a month's held bonuses now (once per month)",
                    request=PayoutMonthIn,
                    responses={201: PayoutRunOut,
-                              400: OpenApiResponse(ERROR, description="Not a month, or the month is not over."),
+                              400: OpenApiResponse(ERROR, description="Not a month, or a month that has not begun."),
                               409: OpenApiResponse(ERROR, description="The month was already paid out: "
                                                                       "nothing was paid now.")})
     def post(self, request):

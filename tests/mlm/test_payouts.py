@@ -19,7 +19,7 @@ from accounts.models import LedgerEntry, User, Wallet
 from accounts.selectors import ledger_mismatches
 from mlm import payouts
 from mlm.defaults import PAYOUT_SCHEDULE, schedules_seed
-from mlm.models import Bonus, Notification, PayoutRun, PlanSettings, month_start
+from mlm.models import Bonus, Notification, PayoutRun, PlanSettings, month_next, month_start
 from mlm.selectors import bonus_ledger_mismatches, member_summary, payable_bonuses, payout_preview
 from mlm.services import global_pool_run, payout_run, payout_run_with_status, purchase_process
 from mlm.tasks import payout_run_due_task
@@ -38,6 +38,10 @@ def months_ago(n: int):
     for _ in range(n):
         start = month_start(start - timedelta(days=1))
     return start
+
+
+def next_month():
+    return month_next(month_start(timezone.now()))
 
 
 def mid(month):
@@ -150,14 +154,14 @@ def test_payout_run_pays_each_held_bonus_once_and_leaves_the_next_month(
     assert LedgerEntry.objects.count() == rows and PayoutRun.objects.count() == 1
 
 
-def test_run_refuses_a_month_that_is_not_over_and_writes_nothing(e1):
+def test_run_refuses_a_month_that_has_not_begun_and_writes_nothing(e1):
     monthly()
     process(e1[2])
-    for month in (timezone.now().date(), months_ago(-1)):
+    for month in (next_month(), next_month() + timedelta(days=40)):
         with pytest.raises(ValidationError) as exc:
             payout_run(month=month)
         assert exc.value.error_dict["month"][0].code == "month_not_over"
-        assert "not over" in exc.value.messages[0]
+        assert "has not begun" in exc.value.messages[0]
     with pytest.raises(ValidationError) as exc:
         payout_run(month="2025-06")
     assert exc.value.error_dict["month"][0].code == "invalid_month"
@@ -221,8 +225,8 @@ def test_preview_changes_nothing_and_equals_what_the_run_pays(e1, django_assert_
     after = payout_preview(month=last)  # a second run would pay nothing
     assert after["already_run"] and not after["runnable"] and after["total"] == 0 and after["by_member"] == []
     assert after["run"]["id"] == run.pk and after["run"]["total"] == D("420.00")
-    current = payout_preview(month=timezone.now().date())  # accumulating, not payable yet
-    assert current["total"] == D("140.00") and not current["runnable"] and "not over" in current["refusal"]
+    current = payout_preview(month=timezone.now().date())  # payable early, with a warning
+    assert current["total"] == D("140.00") and current["runnable"] and "not over" in current["warning"]
 
 
 def test_the_run_costs_the_same_queries_for_few_or_many_bonuses(e1):
@@ -484,8 +488,8 @@ def test_admin_payouts_page_previews_and_pays(e1, client, operator):
     assert run.created_by == operator and run.total == D("140.00")
     r = client.post("/admin/mlm/payoutrun/pay/", {"month": f"{last:%Y-%m}"}, follow=True)
     assert "already paid out" in r.content.decode() and PayoutRun.objects.count() == 1
-    r = client.post("/admin/mlm/payoutrun/pay/", {"month": f"{timezone.now():%Y-%m}"}, follow=True)
-    assert "not over yet" in r.content.decode() and PayoutRun.objects.count() == 1
+    r = client.post("/admin/mlm/payoutrun/pay/", {"month": f"{next_month():%Y-%m}"}, follow=True)
+    assert "has not begun" in r.content.decode() and PayoutRun.objects.count() == 1
 
     for url in ("/admin/mlm/payoutrun/", f"/admin/mlm/payoutrun/{run.pk}/change/", "/admin/mlm/bonus/?status=paid",
                 f"/admin/mlm/bonus/?payout_run__id__exact={run.pk}", "/admin/mlm/plansettings/"):
@@ -537,11 +541,29 @@ def test_payouts_api_for_staff(e1, member_client, operator):
     assert D(r.json()["total"]) == D("140") and r.json()["created_by"] == operator.pk
     r = staff.post("/api/mlm/payouts/run/", {"month": f"{last:%Y-%m}"}, format="json")
     assert r.status_code == 409 and "already paid out" in r.json()["message"]
-    r = staff.post("/api/mlm/payouts/run/", {"month": f"{timezone.now():%Y-%m}"}, format="json")
-    assert r.status_code == 400 and "not over" in r.json()["message"]
+    r = staff.post("/api/mlm/payouts/run/", {"month": f"{next_month():%Y-%m}"}, format="json")
+    assert r.status_code == 400 and "has not begun" in r.json()["message"]
     assert staff.post("/api/mlm/payouts/run/", {}, format="json").status_code == 400
 
     runs = staff.get("/api/mlm/payouts/").json()
     assert runs["count"] == 1 and runs["results"][0]["month"] == f"{last:%Y-%m}"
     after = staff.get(f"/api/mlm/payouts/preview/?month={last:%Y-%m}").json()
     assert after["already_run"] is True and after["run"]["bonuses"] == 2 and D(after["total"]) == 0
+
+
+def test_the_current_month_can_be_paid_early_and_what_it_earns_later_waits(e1):
+    """The spec's run for month M pays the bonuses held for M; an operator may run it before M
+    ends. What M earns after that run is left pending for the next month's run."""
+    d, b, s = e1
+    monthly()
+    process(s)
+    run = payout_run(month=timezone.now().date())
+    assert (run.bonuses, run.total) == (2, D("140.00"))
+    assert set(Bonus.objects.filter(kind="differential").values_list("status", flat=True)) == {"paid"}
+    later = process(s)
+    assert set(Bonus.objects.filter(purchase=later, kind="differential").values_list("status", flat=True)) == {
+        "pending"}
+    assert payout_run(month=timezone.now().date()).pk == run.pk  # one run per month: pays nothing now
+    assert Bonus.objects.filter(purchase=later, status="pending").count() == 2
+    assert set(payable_bonuses(month=next_month()).values_list("purchase_id", flat=True)) == {later.pk}
+    call_command("check_ledger")
