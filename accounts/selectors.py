@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from django.db.models import QuerySet, Sum
+from django.db.models import QuerySet
 
 from accounts.models import DebtEntry, LedgerEntry, User, Wallet
-from common.money import ZERO
+from common.money import ZERO, MoneySum
 
 
 def system_root() -> User:
@@ -50,7 +50,7 @@ def ledger_mismatches() -> list[dict]:
     """
     sums: dict[tuple[int, str], object] = {
         (row["user_id"], row["wallet"]): row["total"]
-        for row in LedgerEntry.objects.values("user_id", "wallet").annotate(total=Sum("amount"))
+        for row in LedgerEntry.objects.values("user_id", "wallet").annotate(total=MoneySum("amount"))
     }
     problems = []
     for user in User.objects.only("id", "email", "balance_active", "balance_passive").iterator():
@@ -95,7 +95,7 @@ def debt_problems() -> list[str]:
 def debt_mismatches() -> list[dict]:
     """Members whose `clawback_debt` differs from the sum of their debt entries. Two queries."""
     sums = {row["user_id"]: row["total"]
-            for row in DebtEntry.objects.values("user_id").annotate(total=Sum("amount"))}
+            for row in DebtEntry.objects.values("user_id").annotate(total=MoneySum("amount"))}
     cached = {uid: (email, debt) for uid, email, debt in
               User.objects.filter(clawback_debt__gt=0).values_list("id", "email", "clawback_debt")}
     problems = []

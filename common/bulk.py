@@ -68,12 +68,12 @@ def update_many(model: type[models.Model], rows: dict[int, dict[str, object]]) -
     """
     if not rows:
         return
-    if connection.vendor != "postgresql":
-        for pk, values in rows.items():
-            model.objects.filter(pk=pk).update(**values)
+    names = list(next(iter(rows.values())))
+    if connection.vendor != "postgresql":  # the ORM's CASE … WHEN: one statement too
+        objs = [model(pk=pk, **values) for pk, values in rows.items()]
+        model.objects.bulk_update(objs, names)
         return
     meta = model._meta
-    names = list(next(iter(rows.values())))
     fields = [meta.get_field(n) for n in names]
     table = connection.ops.quote_name(meta.db_table)
     sets = ", ".join(f"{connection.ops.quote_name(f.column)} = v.c{i}" for i, f in enumerate(fields))

@@ -83,3 +83,20 @@ def format_money(value: Decimal) -> str:
     if value == value.quantize(CENT, rounding=ROUND_DOWN):
         return f"{value:,.2f}"
     return f"{value.normalize():,f}"
+
+
+class MoneySum(models.Sum):
+    """`Sum` of a money column as an exact `Decimal` (8 places) on every database: SQLite adds
+    decimals as binary floats (1.86 + … → 1.86000000000001), PostgreSQL exactly. The checks
+    that compare sums with cached balances use it."""
+
+    def __init__(self, *expressions, **extra):
+        extra.setdefault("output_field", MoneyField())
+        super().__init__(*expressions, **extra)
+
+    def get_db_converters(self, connection):
+        return [*super().get_db_converters(connection), _quantize_money]
+
+
+def _quantize_money(value, expression, connection):
+    return None if value is None else Decimal(value).quantize(MONEY_QUANTUM)

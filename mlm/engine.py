@@ -27,7 +27,7 @@ from datetime import datetime
 from decimal import Decimal
 
 from django.db import connection, transaction
-from django.db.models import F, Q, Sum
+from django.db.models import Case, F, Q, Sum, Value, When
 from django.utils import timezone
 
 from accounts.models import LedgerEntry, User, Wallet, path_decode
@@ -261,12 +261,19 @@ def stats_insert(user_ids: Sequence[int], rank_id: int) -> None:
 
 
 def _stats_increment(deltas: dict[int, tuple[Decimal, Decimal]]) -> None:
-    """pv += a, fv += b for every member: one UPDATE … FROM (VALUES …) on PostgreSQL."""
+    """pv += a, fv += b for every member: one UPDATE … FROM (VALUES …) on PostgreSQL, one
+    UPDATE … CASE per 2,000 members elsewhere (SQLite writes one at a time anyway)."""
     if not deltas:
         return
     if connection.vendor != "postgresql":
-        for uid, (dpv, dfv) in deltas.items():
-            MemberStats.objects.filter(user_id=uid).update(pv=F("pv") + dpv, fv=F("fv") + dfv)
+        items = sorted(deltas.items())
+        for i in range(0, len(items), 2000):
+            chunk = items[i:i + 2000]
+            whens = {"pv": [When(user_id=uid, then=Value(dpv)) for uid, (dpv, _) in chunk],
+                     "fv": [When(user_id=uid, then=Value(dfv)) for uid, (_, dfv) in chunk]}
+            MemberStats.objects.filter(user_id__in=[uid for uid, _ in chunk]).update(
+                **{name: F(name) + Case(*w, default=Value(ZERO), output_field=MemberStats._meta.get_field(name))
+                   for name, w in whens.items()})
         return
     list(MemberStats.objects.select_for_update(no_key=True).filter(user_id__in=ids_in(deltas))
          .order_by("user_id").values_list("user_id", flat=True))  # lock in id order: no deadlock

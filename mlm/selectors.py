@@ -15,7 +15,7 @@ from django.utils import timezone
 
 from accounts.models import DebtEntry, LedgerEntry, User, path_decode
 from common.errors import field_error
-from common.money import ZERO, to_money
+from common.money import ZERO, MoneySum, to_money
 from mlm import rules
 from mlm.models import (
     Bonus,
@@ -309,13 +309,13 @@ def bonus_ledger_mismatches() -> list[dict]:
     ct = ContentType.objects.get_for_model(Bonus)
     by_cause = LedgerEntry.objects.filter(cause_type=ct).values("cause_id")
     credits, credit_rows = {}, {}
-    for r in by_cause.filter(reason=LedgerEntry.Reason.BONUS).annotate(total=Sum("amount"), n=Count("id")):
+    for r in by_cause.filter(reason=LedgerEntry.Reason.BONUS).annotate(total=MoneySum("amount"), n=Count("id")):
         credits[r["cause_id"]], credit_rows[r["cause_id"]] = r["total"], r["n"]
     debits = {r["cause_id"]: -r["total"] for r in
-              by_cause.filter(reason=LedgerEntry.Reason.BONUS_REVERSAL).annotate(total=Sum("amount"))}
+              by_cause.filter(reason=LedgerEntry.Reason.BONUS_REVERSAL).annotate(total=MoneySum("amount"))}
     debts = {r["cause_id"]: r["total"] for r in
              DebtEntry.objects.filter(cause_type=ct, reason=DebtEntry.Reason.CLAWBACK).values("cause_id")
-             .annotate(total=Sum("amount"))}
+             .annotate(total=MoneySum("amount"))}
     problems = []
     rows = (Bonus.objects.filter(kind__in=Bonus.PASSIVE_KINDS)
             .values_list("id", "user_id", "kind", "status", "amount").order_by("id"))

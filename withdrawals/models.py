@@ -7,15 +7,20 @@ also a `WithdrawalEvent` row: the request's history and the member's notificatio
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 from django.conf import settings
 from django.db import models
-from django.db.models import F, Q
+from django.db.models import F, Q, Value
 from django.utils import timezone
 
 from common.money import MoneyField
 
 # The client's key; accounts.services.IDEMPOTENCY_KEY_MAX_LENGTH bounds every idempotency key.
 IDEMPOTENCY_KEY_MAX_LENGTH = 100
+
+
+HALF_QUANTUM = Value(Decimal("0.000000005"), output_field=models.DecimalField(max_digits=10, decimal_places=9))
 
 
 class Withdrawal(models.Model):
@@ -60,7 +65,10 @@ class Withdrawal(models.Model):
         constraints = [
             models.CheckConstraint(condition=Q(amount__gt=0), name="withdrawal_amount_gt_0"),
             models.CheckConstraint(condition=Q(fee__gte=0), name="withdrawal_fee_gte_0"),
-            models.CheckConstraint(condition=Q(net_amount=F("amount") - F("fee")),
+            # net = amount − fee, to half a unit of the 8th decimal: exact on PostgreSQL's numeric,
+            # and true on SQLite too, whose arithmetic is binary floating point.
+            models.CheckConstraint(condition=Q(net_amount__gte=F("amount") - F("fee") - HALF_QUANTUM)
+                                   & Q(net_amount__lte=F("amount") - F("fee") + HALF_QUANTUM),
                                    name="withdrawal_net_is_amount_less_fee"),
             models.CheckConstraint(condition=Q(net_amount__gt=0), name="withdrawal_net_gt_0"),
             models.CheckConstraint(condition=Q(status__in=["requested", "approved", "paid", "rejected", "cancelled"]),

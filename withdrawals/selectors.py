@@ -5,9 +5,10 @@ from __future__ import annotations
 from collections import defaultdict
 
 from django.contrib.contenttypes.models import ContentType
-from django.db.models import Count, QuerySet, Sum
+from django.db.models import Count, QuerySet
 
 from accounts.models import LedgerEntry, User
+from common.money import MoneySum
 from withdrawals.models import Withdrawal
 
 
@@ -45,7 +46,7 @@ def withdrawal_reserve_mismatches() -> list[dict]:
     rows = (LedgerEntry.objects
             .filter(reason__in=[LedgerEntry.Reason.WITHDRAWAL, LedgerEntry.Reason.WITHDRAWAL_RETURN])
             .values("cause_type_id", "cause_id", "reason", "user_id", "wallet")
-            .annotate(n=Count("id"), total=Sum("amount")))
+            .annotate(n=Count("id"), total=MoneySum("amount")))
     for row in rows:
         if row["cause_type_id"] != content_type.pk:
             orphans.append(row)
