@@ -51,6 +51,7 @@ INSTALLED_APPS = [
     "rest_framework.authtoken",
     "rest_framework_api_key",
     "drf_spectacular",
+    "drf_spectacular_sidecar",  # Swagger UI and Redoc served from our static files, not a CDN
     "django_celery_beat",
     "accounts.apps.AccountsConfig",
     "purchases.apps.PurchasesConfig",
@@ -168,6 +169,10 @@ REST_FRAMEWORK = {
     "NUM_PROXIES": int(os.environ["API_NUM_PROXIES"]) if os.environ.get("API_NUM_PROXIES") else None,
 }
 SPECTACULAR_SETTINGS = {
+    # The docs pages load their scripts from the project (works offline), not from a CDN.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
     "TITLE": "AZR back-office API",
     "DESCRIPTION": "Members (token auth), staff, and services (API key: `Authorization: Api-Key <key>`). "
                    "Every error is JSON: `{message, code, errors, codes}` (README: Error codes).",
