@@ -168,6 +168,9 @@ REST_FRAMEWORK = {
     # Proxies in front of the web server whose X-Forwarded-For is trusted for the client IP.
     "NUM_PROXIES": int(os.environ["API_NUM_PROXIES"]) if os.environ.get("API_NUM_PROXIES") else None,
 }
+# /health/: beat is reported down when its last heartbeat is older than this (config.health).
+HEALTH_BEAT_MAX_AGE_SECONDS = int(os.environ.get("HEALTH_BEAT_MAX_AGE_SECONDS", "180"))
+
 SPECTACULAR_SETTINGS = {
     # The docs pages load their scripts from the project (works offline), not from a CDN.
     "SWAGGER_UI_DIST": "SIDECAR",
