@@ -18,6 +18,8 @@ TIERS = [(1000, "0.05"), (5000, "0.10"), (25000, "0.15"), (125000, "0.20")]
 
 PAYOUT_SCHEDULE = "mlm: monthly payout of held bonuses"
 LOYALTY_SCHEDULE = "mlm: daily loyalty streaks"
+HEARTBEAT_SCHEDULE = "common: beat heartbeat"
+
 SCHEDULES = [
     # name, task, crontab (minute, hour, day_of_month) or interval minutes, description
     ("mlm: daily rank advancement", "mlm.ranks_update", ("0", "0", "*"), None,
@@ -34,6 +36,10 @@ SCHEDULES = [
      "Every 5 minutes: processes counted purchases whose message was lost."),
     ("mlm: drain team-volume queue", "mlm.team_volume_drain", None, 5,
      "Every 5 minutes: recalculates TV of queued members whose message was lost."),
+    # Not mlm's, but seeded here too so a flushed database gets it back with the others (the
+    # `common` migration 0003 seeds it on a fresh one): /health/ reads the stamp it leaves.
+    (HEARTBEAT_SCHEDULE, "common.beat_heartbeat", None, 1,
+     "Stamps the time in the cache: /health/ reports beat down when stale."),
 ]
 
 
