@@ -12,23 +12,24 @@ In that one transaction:
 1. A purchase mlm never processed: its `ProcessedPurchase` marker is inserted now (neither the
    sweeper nor a late message will pay it), and that is all. A purchase being processed at this
    moment is waited for (the marker's unique key), then taken back.
-2. Volumes: the buyer's PV and the monthly PV of the purchase's month; the FV of the members on
-   the path kept at processing time (`ProcessedPurchase.fv_path`: the same members, even if the
-   tree changed since); their upline (now) is queued for a TV recalculation. Ranks stay.
-3. Bonuses with `purchase` = this one (row-locked, pk order): `pending` → `cancelled` (no money);
+2. Bonuses with `purchase` = this one (row-locked, pk order): `pending` → `cancelled` (no money);
    a `paid` cash bonus → `reversed` with a passive debit of its amount (`bonus_reversal`) — what
    the passive balance cannot cover becomes clawback debt (`accounts.services.wallet_post`,
    `allow_debt`); a `paid` options bonus → `reversed`, and its auto-purchase revoked
    (`purchases.services.purchase_grant_revoke`: marked refunded, credit and debit reversed).
+3. Volumes: the buyer's PV and the monthly PV of the purchase's month; the FV of the members the
+   purchase raised (`ProcessedPurchase.fv_path` when a sponsor change recorded it, else the
+   buyer's path now: the same members even if the tree changed since); their upline (now) is
+   queued for a TV recalculation. Ranks stay.
 4. Pioneer status this purchase granted is withdrawn, unless another counted purchase of the
    member qualifies on its own (then that one becomes `pioneer_purchase`).
 5. A notification to each member whose bonus was taken back.
 
 A global pool already run is not recalculated.
 
-Locks, in this order (the same order as processing, so the two cannot deadlock): the stats rows
-of the buyer and the path (pk order), the bonus rows, every recipient's member row (pk order),
-then the auto-purchases.
+Locks, in this order: the bonus rows, every recipient's member row (pk order), the
+auto-purchases, then the stats rows of the buyer and the path (pk order) — member rows before
+stats rows, the order processing takes them in (`mlm.engine`), so the two cannot deadlock.
 """
 
 from __future__ import annotations
@@ -99,7 +100,12 @@ def purchase_clawback(*, purchase_id: int) -> ClawbackResult:
         upline_ids = fv_upline_ids(processed, purchase)
         root_id = path_decode(purchase.user.path)[0]
 
-        # 2. Volumes.
+        # 2. Bonuses first: the recipients' member rows are locked before the stats rows, the
+        # order processing takes them in (mlm.engine), so a clawback and a batch in the same
+        # line wait for each other rather than deadlock.
+        bonuses = _bonuses_take_back(purchase)
+
+        # 3. Volumes.
         buyer_id, price = purchase.user_id, purchase.price
         stats = {s.user_id: s for s in MemberStats.objects.select_for_update()
                  .filter(user_id__in=[buyer_id, *upline_ids]).order_by("user_id")}
@@ -112,9 +118,6 @@ def purchase_clawback(*, purchase_id: int) -> ClawbackResult:
         sponsors_now = set(User.objects.filter(pk__in=[buyer_id, *upline_ids], sponsor__isnull=False)
                            .values_list("sponsor_id", flat=True))
         team_volume_enqueue(sorted((set(upline_ids) | sponsors_now) - {root_id}))
-
-        # 3. Bonuses.
-        bonuses = _bonuses_take_back(purchase)
 
         # 4. Pioneer status.
         me = stats.get(buyer_id)
