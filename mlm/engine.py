@@ -55,11 +55,6 @@ PREVIEW_ID = 2**62
 
 # --- plan and purchases as plain data --------------------------------------------------------
 
-def plan_rules(plan: Plan) -> rules.PlanRules:
-    """The plan as the rules' plain data (built once per `plan_load`, in `Plan.rules`)."""
-    return plan.rules
-
-
 def option_info(option: Option) -> rules.OptionInfo:
     return rules.OptionInfo(id=option.pk, project_id=option.project_id, pack_shares=option.pack_shares,
                             pack_price=option.pack_price)
@@ -91,7 +86,7 @@ def snapshot_load(facts: Sequence[rules.PurchaseFacts], plan: Plan, *, lock: boo
     at the end (`outcomes_write`). With `lock`, the plan's settings row is locked when a
     purchase could make a pioneer, so the pioneer limit is counted under it.
     """
-    prules = plan_rules(plan)
+    prules = plan.rules
     snap = rules.Snapshot(plan=prules)
     buyers = {f.user_id for f in facts}
     chain = buyers | {u for f in facts for u in f.upline_ids}
@@ -155,21 +150,6 @@ def _investment_load(snap: rules.Snapshot, facts, keys) -> list[tuple[int, int, 
         if (uid, project_id) in keys:
             snap.invest_paid[(uid, project_id)] = total
     return sorted(earlier)
-
-
-def evaluate_batch(loaded: Loaded, facts: Sequence[rules.PurchaseFacts]) -> list[rules.Outcome]:
-    """The rules over the batch in id order, with backlog purchases folded into T on the way."""
-    snap = loaded.snapshot
-    pending = list(loaded.earlier)
-    outcomes = []
-    for f in sorted(facts, key=lambda x: x.id):
-        while pending and pending[0][0] < f.id:
-            _, uid, project_id, price = pending.pop(0)
-            snap.invest_total[(uid, project_id)] = snap.invest_total.get((uid, project_id), ZERO) + price
-        outcome = rules.evaluate(snap, f)
-        rules.fold(snap, f, outcome)
-        outcomes.append(outcome)
-    return outcomes
 
 
 # --- writing ---------------------------------------------------------------------------------
@@ -385,7 +365,7 @@ def process_batch(purchase_ids: Iterable[int]) -> tuple[list[int], list[Bonus]]:
         facts = [purchase_facts(purchase_id=p.pk, user_id=p.user_id, path=p.user.path, option=p.option,
                                 price=p.price, created_at=p.created_at) for p in purchases.values()]
         loaded = snapshot_load(facts, plan)
-        outcomes = evaluate_batch(loaded, facts)
+        outcomes = rules.evaluate_many(loaded.snapshot, facts, earlier=loaded.earlier)
         bonuses = outcomes_write(plan, loaded, purchases, outcomes)
     return claimed, bonuses
 
@@ -398,4 +378,4 @@ def preview(*, user: User, option: Option, price: Decimal, when: datetime) -> ru
     facts = purchase_facts(purchase_id=PREVIEW_ID, user_id=user.pk, path=user.path, option=option, price=price,
                            created_at=when)
     loaded = snapshot_load([facts], plan, lock=False)
-    return evaluate_batch(loaded, [facts])[0]
+    return rules.evaluate_many(loaded.snapshot, [facts], earlier=loaded.earlier)[0]

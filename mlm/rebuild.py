@@ -60,7 +60,6 @@ from accounts.models import User
 from common.errors import ConflictError, field_error
 from common.money import ZERO
 from mlm import rules
-from mlm.engine import plan_rules
 from mlm.models import MemberStats, MonthlyVolume, ProcessedPurchase, month_start
 from mlm.selectors import Plan, plan_load
 from purchases.models import Purchase
@@ -187,7 +186,7 @@ def _fv_path_reset(cur) -> None:
 def rank_caps(plan: Plan) -> list[tuple[int, Decimal, int | None, Decimal | None]]:
     """Per rank: (rank id, its members' cap, the next rank's id and TV requirement) — from
     `rules.PlanRules.member_cap`, the cap's one home."""
-    prules = plan_rules(plan)
+    prules = plan.rules
     out = []
     for rank in prules.ranks:
         nxt = prules.next_rank(rank)
@@ -271,7 +270,7 @@ def _rebuild_sql(cur, plan: Plan, timer: _Timer) -> dict:
 
 def _rebuild_python(cur, plan: Plan, timer: _Timer, *, chunk: int) -> dict:
     """The same result from plain rows: exact Decimals (SQLite sums money as floats)."""
-    prules = plan_rules(plan)
+    prules = plan.rules
     pv: dict[int, Decimal] = defaultdict(lambda: ZERO)
     monthly: dict[tuple[int, object], Decimal] = defaultdict(lambda: ZERO)
     purchases = 0

@@ -322,10 +322,19 @@ def fold(snapshot: Snapshot, p: PurchaseFacts, outcome: Outcome) -> None:
             snapshot.invest_paid[k] = snapshot.invest_paid.get(k, ZERO) + b.amount
 
 
-def evaluate_many(snapshot: Snapshot, purchases: Sequence[PurchaseFacts]) -> list[Outcome]:
-    """Evaluate purchases in id order, folding each outcome into the snapshot."""
+def evaluate_many(snapshot: Snapshot, purchases: Sequence[PurchaseFacts], *,
+                  earlier: Sequence[tuple[int, int, int, Decimal]] = ()) -> list[Outcome]:
+    """Evaluate purchases in id order, folding each outcome into the snapshot.
+
+    `earlier`: counted purchases outside `purchases` that precede some of them (a backlog), as
+    (id, user_id, project_id, price); each is added to T (§7) once the walk passes its id.
+    """
+    pending = sorted(earlier)
     outcomes = []
     for p in sorted(purchases, key=lambda x: x.id):
+        while pending and pending[0][0] < p.id:
+            _, uid, project_id, price = pending.pop(0)
+            snapshot.invest_total[(uid, project_id)] = snapshot.invest_total.get((uid, project_id), ZERO) + price
         outcome = evaluate(snapshot, p)
         fold(snapshot, p, outcome)
         outcomes.append(outcome)

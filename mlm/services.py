@@ -54,22 +54,6 @@ class ProcessResult:
 # --- helpers ---------------------------------------------------------------------------------
 
 _STATS = MemberStats._meta.db_table
-_USERS = User._meta.db_table
-
-
-def _stats_insert_missing(cur, where: str, params: list, plan: Plan) -> None:
-    """INSERT the stats rows missing for the members matched by `where` (on `u`), in id order.
-
-    NOT EXISTS skips the rows already there; ON CONFLICT covers a concurrent transaction
-    inserting the same row (first purchases in one line): it waits for that one and then
-    does nothing, instead of failing on the primary key. PostgreSQL, and SQLite ≥ 3.24.
-    """
-    cur.execute(
-        f"INSERT INTO {_STATS} (user_id, rank_id, is_pioneer, pv, fv, tv, max_branch, cap, gap) "
-        f"SELECT u.id, %s, %s, 0, 0, 0, 0, 0, 0 FROM {_USERS} u WHERE {where} "
-        f"AND NOT EXISTS (SELECT 1 FROM {_STATS} s WHERE s.user_id = u.id) ORDER BY u.id "
-        "ON CONFLICT (user_id) DO NOTHING",
-        [plan.lowest.pk, False, *params])
 
 
 def _stats_ensure(user_ids, plan: Plan) -> None:
