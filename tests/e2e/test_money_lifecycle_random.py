@@ -20,13 +20,9 @@ from mlm.services import payout_run, purchase_process, volumes_rebuild
 from purchases.models import Purchase
 from purchases.services import purchase_create, purchase_refund
 from tests.mlm.factories import member, option
-from tests.withdrawals.conftest import trc20
+from tests.withdrawals.conftest import trc20, withdrawal_move
 from withdrawals.models import Withdrawal
 from withdrawals.services import (
-    withdrawal_approve,
-    withdrawal_cancel,
-    withdrawal_mark_paid,
-    withdrawal_reject,
     withdrawal_request,
 )
 
@@ -84,14 +80,7 @@ def test_random_money_lifecycle_keeps_every_invariant(root, django_capture_on_co
                     w = rng.choice(open_)
                     move = rng.choice(["approve", "approve", "reject", "cancel"] if w.status == "requested"
                                       else ["pay", "pay", "reject"])
-                    if move == "approve":
-                        withdrawal_approve(withdrawal=w)
-                    elif move == "pay":
-                        withdrawal_mark_paid(withdrawal=w, tx_ref=f"tx{step}")
-                    elif move == "reject":
-                        withdrawal_reject(withdrawal=w, reason="random")
-                    else:
-                        withdrawal_cancel(withdrawal=w)
+                    withdrawal_move(w, move, step=step)
                 elif op == "to_active":
                     wallet_transfer_to_active(user=who, amount=amount(1, 30), idempotency_key=f"a{step}")
                 else:

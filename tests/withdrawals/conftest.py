@@ -37,3 +37,17 @@ def earn(user, amount, key=None):
 @pytest.fixture
 def address():
     return trc20(1)
+
+
+def withdrawal_move(withdrawal, move: str, *, step: int):
+    """Apply `move` (approve, pay, reject, cancel) through the services, as an operator or the
+    member would; the service refuses one the state does not allow (ConflictError)."""
+    from withdrawals.services import withdrawal_approve, withdrawal_cancel, withdrawal_mark_paid, withdrawal_reject
+
+    if move == "approve":
+        return withdrawal_approve(withdrawal=withdrawal)
+    if move == "pay":
+        return withdrawal_mark_paid(withdrawal=withdrawal, tx_ref=f"tx{step}")
+    if move == "reject":
+        return withdrawal_reject(withdrawal=withdrawal, reason="random")
+    return withdrawal_cancel(withdrawal=withdrawal)

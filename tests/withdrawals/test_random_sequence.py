@@ -21,13 +21,9 @@ from accounts.services import (
 from mlm.services import purchase_process
 from purchases.services import purchase_create
 from tests.factories import OptionFactory, UserFactory
-from tests.withdrawals.conftest import trc20
+from tests.withdrawals.conftest import trc20, withdrawal_move
 from withdrawals.models import Withdrawal
 from withdrawals.services import (
-    withdrawal_approve,
-    withdrawal_cancel,
-    withdrawal_mark_paid,
-    withdrawal_reject,
     withdrawal_request,
 )
 
@@ -68,14 +64,7 @@ def test_random_money_sequence_keeps_the_ledger_true(seed):
                     # Mostly moves the state allows, sometimes one it refuses (409).
                     move = rng.choice(["approve"] * 3 + ["reject", "cancel", "pay"] if w.status == "requested"
                                       else ["pay"] * 3 + ["reject", "cancel"])
-                    if move == "approve":
-                        withdrawal_approve(withdrawal=w)
-                    elif move == "pay":
-                        withdrawal_mark_paid(withdrawal=w, tx_ref=f"tx{step}")
-                    elif move == "reject":
-                        withdrawal_reject(withdrawal=w, reason="random")
-                    else:
-                        withdrawal_cancel(withdrawal=w)
+                    withdrawal_move(w, move, step=step)
             elif op == "to_active":
                 wallet_transfer_to_active(user=who, amount=amount(1, 30), idempotency_key=f"r{step}")
             else:
