@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tokens import services
+from tokens.chain import runtime
 from tokens.chain.embedded import EmbeddedChain, build_embedded_chain
 
 
@@ -12,16 +12,16 @@ from tokens.chain.embedded import EmbeddedChain, build_embedded_chain
 def chain() -> EmbeddedChain:
     """A fresh embedded chain (~0.3 s), used by the services for the test's duration."""
     chain = build_embedded_chain()
-    services.chain_client_set(chain.client())
+    runtime.chain_client_set(chain.client())
     yield chain
-    services.chain_client_set(None)
+    runtime.chain_client_set(None)
 
 
 @pytest.fixture(autouse=True)
 def sleeps(monkeypatch) -> list[float]:
     """The retry pauses asked for, instead of sleeping them."""
     asked: list[float] = []
-    monkeypatch.setattr(services, "retry_sleep", asked.append)
+    monkeypatch.setattr(runtime, "retry_sleep", asked.append)
     return asked
 
 

@@ -45,7 +45,7 @@ from web3.logs import DISCARD
 from web3.types import BlockData, TxReceipt
 
 from tokens.chain.artifacts import load_artifact
-from tokens.chain.config import ChainConfig, chain_info_path, chain_info_stamp, config_from_settings
+from tokens.chain.config import ChainConfig
 from tokens.chain.errors import (
     ChainConfigError,
     ChainError,
@@ -116,28 +116,26 @@ class TreasuryBalances:
 class ChainClient:
     """Quotes and buys AZR for ZAR through a Uniswap V2 compatible router.
 
-    ``config.provider_uri=None`` uses the process-wide embedded chain (addresses and key
-    left ``None`` in the config come from its deployment). ``w3`` replaces the connection
-    (the config must then name the contracts and key).
+    Connects to ``config.provider_uri`` over HTTP, or uses the given ``w3`` (the config must
+    then name the contracts and key). This module knows nothing of the embedded chain:
+    :func:`tokens.chain.runtime.client_for` builds a client for it.
     """
 
     def __init__(self, config: ChainConfig, *, w3: Web3 | None = None) -> None:
         if w3 is None:
             if config.provider_uri is None:
-                from tokens.chain.embedded import get_embedded_chain
-
-                chain = get_embedded_chain()
-                w3 = chain.w3
-                config = _fill_from(config, chain.config())
-            else:
-                w3 = Web3(
-                    Web3.HTTPProvider(
-                        config.provider_uri,
-                        request_kwargs={"timeout": config.request_timeout},
-                        # No hidden retries: the buy-order service retries with its backoff.
-                        exception_retry_configuration=None,
-                    )
+                raise ChainConfigError(
+                    "no provider URI and no connection: the embedded chain's client comes from "
+                    "tokens.chain.runtime.client_for(config)"
                 )
+            w3 = Web3(
+                Web3.HTTPProvider(
+                    config.provider_uri,
+                    request_kwargs={"timeout": config.request_timeout},
+                    # No hidden retries: the buy-order service retries with its backoff.
+                    exception_retry_configuration=None,
+                )
+            )
         self._config = config
         self._w3 = w3
         self._account = _treasury_account(config.treasury_private_key)
@@ -464,70 +462,3 @@ def _address(value: str | None, label: str) -> ChecksumAddress:
     if not value or not Web3.is_address(value):
         raise ChainConfigError(f"the {label} address is missing or malformed: {value!r}")
     return Web3.to_checksum_address(value)
-
-
-def _fill_from(config: ChainConfig, defaults: ChainConfig) -> ChainConfig:
-    """``config`` with its unset contract addresses and key taken from ``defaults``."""
-    names = ("router_address", "azr_token_address", "zar_token_address", "treasury_private_key")
-    return replace(
-        config,
-        **{name: getattr(config, name) or getattr(defaults, name) for name in names},
-    )
-
-
-def client_from_settings() -> ChainClient:
-    """A client for the chain the Django settings point at (the embedded one by default)."""
-    return ChainClient(config_from_settings())
-
-
-class NodeFollowingClient:
-    """The process's chain client, built again when the local node behind it is restarted.
-
-    A restarted local node (``python -m tokens.chain.node``) is a new chain: new contracts and
-    a new treasury key, written to its info file. A client built from the old file signs with
-    a key the new chain never funded ("cannot afford txn gas") until the process restarts. So
-    before handing out the client, :meth:`get` checks the info file's stamp (one ``stat``);
-    when it changed, it reads the configuration again and builds a new client if that differs.
-    While the file is missing (the node is between stop and start) the current client is kept:
-    its calls fail as transport errors, which the buy-order service retries, and the retry
-    gets the new node's client. Without an info file (the embedded chain, or every ``CHAIN_*``
-    setting given) there is nothing to follow. A client given to :meth:`set` is kept as is.
-    """
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._client: ChainClient | None = None
-        self._config: ChainConfig | None = None
-        self._stamp: tuple[int, ...] | None = None
-        self._pinned = False
-
-    def get(self) -> ChainClient:
-        with self._lock:
-            client = self._client
-            if client is not None and self._pinned:
-                return client
-            path = chain_info_path()
-            stamp = chain_info_stamp(path) if path is not None else None
-            if client is not None and (stamp is None or stamp == self._stamp):
-                return client
-            try:
-                config = config_from_settings()
-            except ChainConfigError:
-                if client is None:
-                    raise
-                logger.warning("chain: the info file %s cannot be read now; keeping the current client", path)
-                return client
-            if client is None or config != self._config:
-                if client is not None:
-                    logger.warning("chain: the node's info file %s changed (a restarted node?): a new client "
-                                   "for treasury %s", path, _treasury_account(config.treasury_private_key).address)
-                client = ChainClient(config)
-                self._client, self._config = client, config
-            self._stamp = stamp
-            return client
-
-    def set(self, client: ChainClient | None) -> None:
-        """Use ``client`` as is from now on (tests, an override); ``None`` forgets it."""
-        with self._lock:
-            self._client, self._config, self._stamp = client, None, None
-            self._pinned = client is not None
