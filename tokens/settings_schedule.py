@@ -25,7 +25,9 @@ PERIODIC_TASK_NAME = "tokens: scheduled buy-order"
 PERIODIC_TASK = "tokens.buy_order_scheduled"
 
 CONFIG_FIELDS = ("revenue_percentage", "execution_schedule", "timezone", "min_buy_amount", "max_buy_amount",
-                 "max_slippage", "disposition", "enabled")
+                 "max_slippage", "disposition", "enabled", "max_price_deviation", "twap_window_seconds",
+                 "max_price_impact")
+TWAP_WINDOW_RANGE = (60, 86400)  # one minute (the observation tick) .. one day
 
 
 def clean_config_value(field: str, value):
@@ -47,6 +49,25 @@ def clean_config_value(field: str, value):
             raise field_error(field, "The maximum slippage has at most 4 decimal places.",
                               code="max_decimal_places")
         return value.quantize(Decimal("0.0001"))
+    if field in ("max_price_deviation", "max_price_impact"):
+        label = "maximum price deviation" if field == "max_price_deviation" else "maximum price impact"
+        value = to_decimal(value, field=field)
+        if not (ZERO < value < 1):
+            raise field_error(field, f"The {label} is a fraction: more than 0, less than 1.", code="out_of_range")
+        if value != value.quantize(Decimal("0.0001"), rounding=ROUND_DOWN):
+            raise field_error(field, f"The {label} has at most 4 decimal places.", code="max_decimal_places")
+        return value.quantize(Decimal("0.0001"))
+    if field == "twap_window_seconds":
+        if isinstance(value, bool) or not isinstance(value, int | str):
+            raise field_error(field, "The TWAP window is a whole number of seconds.", code="invalid_integer")
+        text = str(value).strip()
+        if not (text.isascii() and text.isdigit()) or len(text) > 6:
+            raise field_error(field, "The TWAP window is a whole number of seconds.", code="invalid_integer")
+        value = int(text)
+        low, high = TWAP_WINDOW_RANGE
+        if not (low <= value <= high):
+            raise field_error(field, f"The TWAP window is {low} to {high} seconds.", code="out_of_range")
+        return value
     if field in ("min_buy_amount", "max_buy_amount"):
         return to_money(value, field=field).quantize(MONEY_QUANTUM)
     if field == "timezone":

@@ -30,3 +30,23 @@ def pack_sale_reversals_sweep() -> int:
     from tokens.revenue import pack_sale_reversals_sweep as sweep
 
     return sweep()
+
+
+@shared_task(name="tokens.price_tick", acks_late=True)
+def price_tick() -> dict:
+    """The beat task every minute: a price observation (the TWAP's), then the due buy slices and
+    a retry of a deferred scheduled buy. One failing step does not stop the other."""
+    import logging
+
+    from tokens.buy_slices import buy_order_tick
+    from tokens.observations import price_observe
+
+    log = logging.getLogger(__name__)
+    result: dict = {}
+    try:
+        result["observation"] = price_observe().pk
+    except Exception:
+        log.exception("tokens: the price observation failed")
+        result["observation"] = None
+    result.update(buy_order_tick())
+    return result

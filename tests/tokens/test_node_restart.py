@@ -15,6 +15,8 @@ from tokens.chain import ChainClient, ChainError, NodeFollowingClient
 from tokens.chain.node import ChainNode, start_node
 from tokens.services import buy_order_execute, revenue_track
 
+from .conftest import warm_twap
+
 
 @pytest.fixture
 def info_file(tmp_path: Path) -> Path:
@@ -62,6 +64,7 @@ def test_buys_follow_a_restarted_node_without_restarting_the_process(config, nod
     first = run_node(0)
     node_settings.WEB3_PROVIDER_URI = first.provider_uri
     revenue_track(source="other", amount="10000")
+    warm_twap(first.chain)
 
     assert buy_order_execute(amount="250").success
     old = services.chain_client()
@@ -72,6 +75,8 @@ def test_buys_follow_a_restarted_node_without_restarting_the_process(config, nod
     second = run_node(int(first.provider_uri.rsplit(":", 1)[1]))  # the restart: same port, a new chain
     assert second.provider_uri == first.provider_uri
     assert second.chain.treasury_address != first.chain.treasury_address
+    services.chain_client()  # the new node's client, for the observations
+    warm_twap(second.chain)
 
     result = buy_order_execute(amount="250")
 

@@ -7,7 +7,7 @@ builds clients; the runtime chooses between the embedded chain and a node.
 Pure Python, no Django models; Django settings are read by ``config_from_settings`` only.
 """
 
-from tokens.chain.client import BuyReceipt, ChainClient, Disposition, TreasuryBalances
+from tokens.chain.client import BuyReceipt, ChainClient, Disposition, PairState, TreasuryBalances
 from tokens.chain.config import ChainConfig, config_from_settings
 from tokens.chain.embedded import get_embedded_chain, reset_embedded_chain
 from tokens.chain.errors import (
@@ -36,6 +36,7 @@ __all__ = [
     "ChainTransportError",
     "Disposition",
     "NodeFollowingClient",
+    "PairState",
     "TreasuryBalances",
     "chain_client",
     "chain_client_set",

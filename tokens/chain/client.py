@@ -107,6 +107,25 @@ class BuyReceipt:
 
 
 @dataclass(frozen=True)
+class PairState:
+    """The pair's oracle state at one block, oriented base (ZAR) -> AZR, in base units.
+
+    ``price_cumulative_last`` is the pair's cumulative price of AZR in the base token (its
+    ``price1CumulativeLast`` when AZR is token1, else ``price0CumulativeLast``).
+    """
+
+    pair: ChecksumAddress
+    block_number: int
+    block_timestamp: int
+    reserve_base: int
+    reserve_azr: int
+    price_cumulative_last: int
+    block_timestamp_last: int
+    base_decimals: int
+    azr_decimals: int
+
+
+@dataclass(frozen=True)
 class TreasuryBalances:
     zar: Decimal
     azr: Decimal
@@ -149,6 +168,7 @@ class ChainClient:
         self._nonce_lock = _nonce_lock(self._account.address)
         self._chain_id: int | None = None
         self._decimals: dict[ChecksumAddress, int] = {}
+        self._pair: Contract | None = None
 
     def __repr__(self) -> str:
         return f"<ChainClient {self._endpoint()} treasury={self.treasury_address}>"
@@ -185,6 +205,39 @@ class ChainClient:
             rounding=ROUND_HALF_EVEN,
             context=_PRICE_CONTEXT,
         )
+
+    def pair_state(self) -> PairState:
+        """The pair's reserves and cumulative price at the latest block (one block for all reads).
+
+        The pair is ``config.pair_address``, else the router's ``pair()`` (the project's router);
+        its interface is Uniswap V2's (``getReserves``, ``price0/1CumulativeLast``, ``token0``).
+        """
+        with self._translated("pair state"):
+            pair = self._pair_contract()
+            block = self._w3.eth.get_block("latest")
+            at = block["number"]
+            reserve0, reserve1, timestamp_last = pair.functions.getReserves().call(block_identifier=at)
+            azr_is_token1 = Web3.to_checksum_address(pair.functions.token0().call(block_identifier=at)) \
+                != self._azr.address
+            cumulative = (pair.functions.price1CumulativeLast() if azr_is_token1
+                          else pair.functions.price0CumulativeLast()).call(block_identifier=at)
+            return PairState(
+                pair=pair.address,
+                block_number=at,
+                block_timestamp=block["timestamp"],
+                reserve_base=reserve0 if azr_is_token1 else reserve1,
+                reserve_azr=reserve1 if azr_is_token1 else reserve0,
+                price_cumulative_last=cumulative,
+                block_timestamp_last=timestamp_last,
+                base_decimals=self._token_decimals(self._zar),
+                azr_decimals=self._token_decimals(self._azr),
+            )
+
+    def _pair_contract(self) -> Contract:
+        if self._pair is None:
+            address = self._config.pair_address or self._router.functions.pair().call()
+            self._pair = self._w3.eth.contract(address=_address(address, "pair"), abi=load_artifact("Pair").abi)
+        return self._pair
 
     # --- Buying -------------------------------------------------------------------------
 

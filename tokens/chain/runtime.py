@@ -55,7 +55,7 @@ def client_from_settings() -> ChainClient:
 
 def _fill_from(config: ChainConfig, defaults: ChainConfig) -> ChainConfig:
     """``config`` with its unset contract addresses and key taken from ``defaults``."""
-    names = ("router_address", "azr_token_address", "zar_token_address", "treasury_private_key")
+    names = ("router_address", "azr_token_address", "zar_token_address", "treasury_private_key", "pair_address")
     return replace(config, **{name: getattr(config, name) or getattr(defaults, name) for name in names})
 
 
