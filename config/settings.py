@@ -240,7 +240,11 @@ SPECTACULAR_SETTINGS = {
 API_KEY_CUSTOM_HEADER = None  # Authorization: Api-Key <key>
 
 # --- Celery ---------------------------------------------------------------------------------
-CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", "filesystem://")
+CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", "") or "filesystem://localhost/"
+if CELERY_BROKER_URL in ("filesystem://", "memory://"):
+    # The host-less transports: without a hostname kombu warns "No hostname was supplied" on
+    # every connection (web, worker and beat). They ignore it; name one.
+    CELERY_BROKER_URL += "localhost/"
 
 # --- Cache (the API's throttle counters): shared by every process --------------------------
 # CACHE_URL (or REDIS_URL) when set; else the Celery broker when it is Redis; else the
