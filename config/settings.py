@@ -160,6 +160,7 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATIC_ROOT = Path(os.environ.get("STATIC_ROOT", VAR_DIR / "static"))  # `manage.py collectstatic` fills it
+STATIC_ROOT.mkdir(parents=True, exist_ok=True)  # whitenoise warns about a missing one on every start
 MEDIA_ROOT = VAR_DIR / "media"
 # whitenoise serves the static files from the WSGI app. Production: hashed, compressed files from
 # STATIC_ROOT (run collectstatic on deploy; cached forever). Development: straight from the apps'
