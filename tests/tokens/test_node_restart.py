@@ -143,6 +143,7 @@ def test_a_journaled_node_restarts_with_the_same_chain(config, node_settings, ru
     first = run_node(0, journal=journal)
     node_settings.WEB3_PROVIDER_URI = first.provider_uri
     revenue_track(source="other", amount="10000")
+    warm_twap(first.chain)
     bought = buy_order_execute(amount="250")
     assert bought.success, bought.error
     before = services.chain_client().balances()
@@ -162,6 +163,7 @@ def test_a_journaled_node_restarts_with_the_same_chain(config, node_settings, ru
     assert receipt is not None and receipt.block_number == order.block_number
     assert receipt.tokens_received == first_receipt.tokens_received
     # And it goes on from there: the next buy lands on the same chain, and survives a third start.
+    warm_twap(second.chain)
     again = buy_order_execute(amount="250")
     assert again.success, again.error
     stop(second, info_file)
@@ -242,6 +244,7 @@ def test_after_a_reset_chain_reconcile_names_the_buy_orders_the_chain_lost(confi
     first = run_node(0, journal=journal)
     node_settings.WEB3_PROVIDER_URI = first.provider_uri
     revenue_track(source="other", amount="10000")
+    warm_twap(first.chain)
     bought = buy_order_execute(amount="250")
     assert bought.success, bought.error
     call_command("chain_reconcile")  # nothing lost: no notice needed, none written
