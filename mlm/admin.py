@@ -15,6 +15,7 @@ from django.utils.html import format_html, format_html_join
 
 from accounts.models import User
 from common.admin import ReadOnlyAdmin
+from common.exports import MONEY, ExportMixin
 from mlm import selectors, services
 from mlm.models import (
     Bonus,
@@ -76,7 +77,12 @@ class MonthFilter(admin.SimpleListFilter):
 
 
 @admin.register(Bonus)
-class BonusAdmin(ReadOnlyAdmin):
+class BonusAdmin(ExportMixin, ReadOnlyAdmin):
+    export_fields = [("ID", "id"), ("Created (UTC)", "created_at"), ("Member", "user__email"), ("Kind", "kind"),
+                     ("Amount (USD)", "amount", MONEY), ("Status", "status"), ("Paid (UTC)", "paid_at"),
+                     ("Rate", "rate"), ("Level", "level"), ("Compression", "compression_applied"),
+                     ("Purchase", "purchase_id"), ("Pool run", "pool_run_id"), ("Payout run", "payout_run_id"),
+                     ("Reversed (UTC)", "reversed_at")]
     list_display = ("id", "created_at", "user", "kind", "amount", "status", "paid_at", "rate", "level",
                     "compression_applied", "purchase", "pool_run", "payout_run")
     list_filter = ("status", "kind", MonthFilter, "payout_run", ("user", admin.RelatedOnlyFieldListFilter))
