@@ -10,6 +10,7 @@ from accounts.models import LedgerEntry, User, Wallet, WalletSettings
 from accounts.selectors import member_by_email_or_referral_code
 from accounts.services import member_create, wallet_deposit_with_status, wallet_transfer_to_member_with_status
 from common.admin import ReadOnlyAdmin
+from common.audit import AuditAdmin
 from common.exports import MONEY, ExportMixin
 from common.money import format_money
 
@@ -169,7 +170,7 @@ class UserAdmin(BaseUserAdmin):
 
 
 @admin.register(WalletSettings)
-class WalletSettingsAdmin(admin.ModelAdmin):
+class WalletSettingsAdmin(AuditAdmin):
     """One row: the transfer bonus rate, the withdrawal minimum and fee (money-lifecycle §3–4)."""
 
     list_display = ("__str__", "transfer_bonus_rate", "withdrawal_min", "withdrawal_fee", "updated_at")

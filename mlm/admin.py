@@ -15,6 +15,7 @@ from django.utils.html import format_html, format_html_join
 
 from accounts.models import User
 from common.admin import ReadOnlyAdmin
+from common.audit import AuditAdmin
 from common.exports import MONEY, ExportMixin
 from mlm import selectors, services
 from mlm.models import (
@@ -38,18 +39,18 @@ from purchases.models import Option
 
 
 @admin.register(Rank)
-class RankAdmin(admin.ModelAdmin):
+class RankAdmin(AuditAdmin):
     list_display = ("position", "code", "name", "rate", "pv_required", "tv_required", "partners_required")
     ordering = ("position",)
 
 
 @admin.register(InvestmentTier)
-class InvestmentTierAdmin(admin.ModelAdmin):
+class InvestmentTierAdmin(AuditAdmin):
     list_display = ("threshold", "rate")
 
 
 @admin.register(PlanSettings)
-class PlanSettingsAdmin(admin.ModelAdmin):
+class PlanSettingsAdmin(AuditAdmin):
     list_display = ("__str__", "active_min_pv", "pioneer_threshold", "pioneer_limit", "referral_rate",
                     "branch_cap", "max_levels", "pool_rate", "grace_day", "grace_day_rate", "loyalty_months",
                     "payout_mode", "payout_day", "updated_at")

@@ -10,6 +10,7 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 
 from common.admin import ReadOnlyAdmin
+from common.audit import AuditAdmin
 from common.exports import MONEY, ExportMixin
 from tokens import schedule as sched
 from tokens import selectors, services
@@ -106,7 +107,7 @@ class BuyOrderConfigForm(forms.ModelForm):
 
 
 @admin.register(BuyOrderConfig)
-class BuyOrderConfigAdmin(admin.ModelAdmin):
+class BuyOrderConfigAdmin(AuditAdmin):
     """The one settings row: saved through the service (validated, audited, schedule synced)."""
 
     form = BuyOrderConfigForm

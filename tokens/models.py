@@ -17,6 +17,7 @@ from django.db.models import Q
 from django.db.models.functions import Length
 from django.db.models.lookups import Exact
 from django.utils import timezone
+from simple_history.models import HistoricalRecords
 
 from common.money import MoneyField
 
@@ -106,6 +107,8 @@ class BuyOrderConfig(models.Model):
     disposition = models.CharField(max_length=4, choices=Disposition.choices, default=Disposition.HOLD)
     enabled = models.BooleanField(default=True, help_text="The kill switch: off, nothing is bought.")
     updated_at = models.DateTimeField(auto_now=True)
+
+    history = HistoricalRecords()  # the audit trail: who changed what, before/after (admin: History)
 
     class Meta:
         verbose_name = "buy-order settings"

@@ -14,6 +14,7 @@ from django.http import StreamingHttpResponse
 from django.shortcuts import render
 from django.utils import timezone
 
+from common.audit import AuditAdmin
 from common.exports import MONEY, ExportMixin
 from withdrawals.models import Withdrawal, WithdrawalEvent
 from withdrawals.services import TX_REF_MAX_LENGTH, withdrawal_approve, withdrawal_mark_paid, withdrawal_reject
@@ -70,7 +71,7 @@ class RejectForm(forms.Form):
 
 
 @admin.register(Withdrawal)
-class WithdrawalAdmin(ExportMixin, admin.ModelAdmin):
+class WithdrawalAdmin(ExportMixin, AuditAdmin):
     export_fields = [("ID", "id"), ("Created (UTC)", "created_at"), ("Member", "user__email"), ("Method", "method"),
                      ("Destination", "destination"), ("Amount (USD)", "amount", MONEY), ("Fee (USD)", "fee", MONEY),
                      ("Net (USD)", "net_amount", MONEY), ("Status", "status"), ("Transaction ref", "tx_ref"),
