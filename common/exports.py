@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import csv
 import logging
+import re
 import tempfile
 from collections.abc import Iterable, Iterator
 from datetime import UTC, date, datetime
@@ -158,7 +159,7 @@ def csv_lines(columns: list[Column], rows: Iterable[list]) -> Iterator[str]:
 def xlsx_file(columns: list[Column], rows: Iterable[list], *, title: str):
     """The workbook in a temporary file (rewound); rows beyond Excel's limit end in a note."""
     workbook = Workbook(write_only=True)
-    sheet = workbook.create_sheet(title=title[:31])
+    sheet = workbook.create_sheet(title=re.sub(r"[\\/*?:\[\]]", " ", title)[:31] or "export")
     sheet.append([c.header for c in columns])
     for count, row in enumerate(rows, start=1):
         if count > XLSX_MAX_ROWS:
@@ -227,7 +228,8 @@ class ExportMixin:
     def changelist_view(self, request, extra_context=None):
         """The list page as before, its template wrapped by one that adds the export links."""
         response = super().changelist_view(request, extra_context)
-        if isinstance(response, TemplateResponse) and not response.is_rendered and response.context_data:
+        if isinstance(response, TemplateResponse) and not response.is_rendered \
+                and "cl" in (response.context_data or {}):  # the list itself, not an action's page
             names = response.template_name
             response.context_data["export_parent_template"] = select_template(
                 [names] if isinstance(names, str) else names)

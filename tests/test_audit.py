@@ -131,3 +131,17 @@ def test_money_rows_have_no_history():
         assert not hasattr(model, "history"), model
     for model in (Rank, PlanSettings, WalletSettings, BuyOrderConfig, Withdrawal):
         assert hasattr(model, "history"), model
+
+
+def test_member_request_and_cancel_over_the_api_name_the_member(member_client, client, operator):
+    """Token-authenticated API calls: DRF signs the member in on the request the middleware holds."""
+    member = earn(UserFactory(email="alice@example.com"), "200")
+    api = member_client(member)
+    response = api.post("/api/me/withdrawals/", {"amount": "20", "destination": trc20(1)}, format="json")
+    assert response.status_code == 201, response.content
+    withdrawal = Withdrawal.objects.get(user=member)
+    assert api.post(f"/api/me/withdrawals/{withdrawal.pk}/cancel/").status_code == 200
+    assert [(h.status, h.history_user) for h in withdrawal.history.order_by("history_date", "history_id")] == \
+        [("requested", member), ("cancelled", member)]
+    change_page = client.get(f"/admin/withdrawals/withdrawal/{withdrawal.pk}/change/").content.decode()
+    assert f'/admin/withdrawals/withdrawal/{withdrawal.pk}/history/' in change_page  # the History button
