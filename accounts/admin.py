@@ -10,6 +10,8 @@ from accounts.models import LedgerEntry, User, Wallet, WalletSettings
 from accounts.selectors import member_by_email_or_referral_code
 from accounts.services import member_create, wallet_deposit_with_status, wallet_transfer_to_member_with_status
 from common.admin import ReadOnlyAdmin
+from common.audit import AuditAdmin
+from common.exports import MONEY, ExportMixin
 from common.money import format_money
 
 
@@ -168,7 +170,7 @@ class UserAdmin(BaseUserAdmin):
 
 
 @admin.register(WalletSettings)
-class WalletSettingsAdmin(admin.ModelAdmin):
+class WalletSettingsAdmin(AuditAdmin):
     """One row: the transfer bonus rate, the withdrawal minimum and fee (money-lifecycle §3–4)."""
 
     list_display = ("__str__", "transfer_bonus_rate", "withdrawal_min", "withdrawal_fee", "updated_at")
@@ -186,7 +188,11 @@ class WalletSettingsAdmin(admin.ModelAdmin):
 
 
 @admin.register(LedgerEntry)
-class LedgerEntryAdmin(ReadOnlyAdmin):
+class LedgerEntryAdmin(ExportMixin, ReadOnlyAdmin):
+    export_fields = [("ID", "id"), ("Created (UTC)", "created_at"), ("Member", "user__email"), ("Wallet", "wallet"),
+                     ("Amount (USD)", "amount", MONEY), ("Balance after (USD)", "balance_after", MONEY),
+                     ("Reason", "reason"), ("Description", "description"), ("Cause", "cause_id"),
+                     ("Idempotency key", "idempotency_key")]
     list_display = ("created_at", "user", "wallet", "amount", "balance_after", "reason", "description")
     list_filter = ("wallet", "reason", "created_at")
     search_fields = ("user__email", "idempotency_key", "description", "cause_id")

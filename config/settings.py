@@ -89,6 +89,7 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",  # Swagger UI and Redoc served from our static files, not a CDN
     "django_celery_beat",
+    "simple_history",  # the audit trail: who changed the plan, settings and withdrawals, before/after
     "accounts.apps.AccountsConfig",
     "purchases.apps.PurchasesConfig",
     "mlm.apps.MlmConfig",
@@ -107,6 +108,7 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "simple_history.middleware.HistoryRequestMiddleware",  # history rows name the signed-in operator
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]

@@ -15,6 +15,8 @@ from django.utils.html import format_html, format_html_join
 
 from accounts.models import User
 from common.admin import ReadOnlyAdmin
+from common.audit import AuditAdmin
+from common.exports import MONEY, ExportMixin
 from mlm import selectors, services
 from mlm.models import (
     Bonus,
@@ -37,18 +39,18 @@ from purchases.models import Option
 
 
 @admin.register(Rank)
-class RankAdmin(admin.ModelAdmin):
+class RankAdmin(AuditAdmin):
     list_display = ("position", "code", "name", "rate", "pv_required", "tv_required", "partners_required")
     ordering = ("position",)
 
 
 @admin.register(InvestmentTier)
-class InvestmentTierAdmin(admin.ModelAdmin):
+class InvestmentTierAdmin(AuditAdmin):
     list_display = ("threshold", "rate")
 
 
 @admin.register(PlanSettings)
-class PlanSettingsAdmin(admin.ModelAdmin):
+class PlanSettingsAdmin(AuditAdmin):
     list_display = ("__str__", "active_min_pv", "pioneer_threshold", "pioneer_limit", "referral_rate",
                     "branch_cap", "max_levels", "pool_rate", "grace_day", "grace_day_rate", "loyalty_months",
                     "payout_mode", "payout_day", "updated_at")
@@ -76,7 +78,12 @@ class MonthFilter(admin.SimpleListFilter):
 
 
 @admin.register(Bonus)
-class BonusAdmin(ReadOnlyAdmin):
+class BonusAdmin(ExportMixin, ReadOnlyAdmin):
+    export_fields = [("ID", "id"), ("Created (UTC)", "created_at"), ("Member", "user__email"), ("Kind", "kind"),
+                     ("Amount (USD)", "amount", MONEY), ("Status", "status"), ("Paid (UTC)", "paid_at"),
+                     ("Rate", "rate"), ("Level", "level"), ("Compression", "compression_applied"),
+                     ("Purchase", "purchase_id"), ("Pool run", "pool_run_id"), ("Payout run", "payout_run_id"),
+                     ("Reversed (UTC)", "reversed_at")]
     list_display = ("id", "created_at", "user", "kind", "amount", "status", "paid_at", "rate", "level",
                     "compression_applied", "purchase", "pool_run", "payout_run")
     list_filter = ("status", "kind", MonthFilter, "payout_run", ("user", admin.RelatedOnlyFieldListFilter))

@@ -4,6 +4,7 @@ from django.core.exceptions import ValidationError
 from django.shortcuts import render
 
 from common.admin import ReadOnlyAdmin
+from common.exports import MONEY, ExportMixin
 from purchases.models import Option, Project, Purchase, Refund
 from purchases.selectors import refund_preview
 from purchases.services import purchase_refund
@@ -58,7 +59,10 @@ class RefundForm(forms.Form):
 
 
 @admin.register(Purchase)
-class PurchaseAdmin(ReadOnlyAdmin):
+class PurchaseAdmin(ExportMixin, ReadOnlyAdmin):
+    export_fields = [("ID", "id"), ("Created (UTC)", "created_at"), ("Member", "user__email"),
+                     ("Project", "project__name"), ("Option", "option__name"), ("Kind", "kind"), ("Packs", "packs"),
+                     ("Shares", "shares"), ("Price (USD)", "price", MONEY), ("Refunded (UTC)", "refunded_at")]
     list_display = ("id", "created_at", "user", "project", "option", "kind", "shares", "price", "is_refunded")
     list_filter = ("kind", RefundedFilter, "project", "created_at")
     search_fields = ("user__email", "idempotency_key", "=id")

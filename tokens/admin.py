@@ -10,6 +10,8 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 
 from common.admin import ReadOnlyAdmin
+from common.audit import AuditAdmin
+from common.exports import MONEY, ExportMixin
 from tokens import schedule as sched
 from tokens import selectors, services, settings_schedule
 from tokens.dashboard import chart_svg
@@ -105,7 +107,7 @@ class BuyOrderConfigForm(forms.ModelForm):
 
 
 @admin.register(BuyOrderConfig)
-class BuyOrderConfigAdmin(admin.ModelAdmin):
+class BuyOrderConfigAdmin(AuditAdmin):
     """The one settings row: saved through the service (validated, audited, schedule synced)."""
 
     form = BuyOrderConfigForm
@@ -125,7 +127,15 @@ class BuyOrderConfigAdmin(admin.ModelAdmin):
 
 
 @admin.register(BuyOrder)
-class BuyOrderAdmin(ReadOnlyAdmin):
+class BuyOrderAdmin(ExportMixin, ReadOnlyAdmin):
+    export_fields = [("ID", "id"), ("Created (UTC)", "created_at"), ("Status", "status"), ("Trigger", "trigger"),
+                     ("Period", "period_key"), ("Amount (ZAR)", "amount", MONEY),
+                     ("Quoted price (ZAR/AZR)", "quoted_price"),
+                     ("Expected AZR", "expected_tokens"), ("Minimum AZR", "min_tokens"),
+                     ("AZR received", "tokens_received"), ("Price (ZAR/AZR)", "price_per_token"),
+                     ("Max slippage", "max_slippage"), ("Disposition", "disposition"), ("Transaction", "tx_hash"),
+                     ("Block", "block_number"), ("Gas used", "gas_used"), ("Burn transaction", "burn_tx_hash"),
+                     ("Attempts", "attempts"), ("Error", "error"), ("Completed (UTC)", "completed_at")]
     list_display = ["id", "created_at", "status", "trigger", "amount", "tokens_received", "price_per_token",
                     "disposition", "tx_hash", "attempts"]
     list_filter = ["status", "trigger", "disposition", ("created_at", admin.DateFieldListFilter)]

@@ -17,6 +17,7 @@ from django.db.models import Q
 from django.db.models.functions import Length
 from django.db.models.lookups import Exact
 from django.utils import timezone
+from simple_history.models import HistoricalRecords
 
 from common.money import MoneyField
 
@@ -113,6 +114,8 @@ class BuyOrderConfig(models.Model):
     max_price_impact = models.DecimalField(max_digits=5, decimal_places=4, default=Decimal("0.01"),
                                            help_text="Largest price impact of one slice: 0.01 is 1%.")
     updated_at = models.DateTimeField(auto_now=True)
+
+    history = HistoricalRecords()  # the audit trail: who changed what, before/after (admin: History)
 
     class Meta:
         verbose_name = "buy-order settings"

@@ -112,6 +112,8 @@ def buy_order_config_update(*, changed_by=None, **changes) -> BuyOrderConfig:
         config.execution_schedule = sched.validate_schedule(config.execution_schedule, config.timezone)
         if not diff:
             return config
+        if changed_by is not None:
+            config._history_user = changed_by  # the history row names the operator (simple-history)
         config.save()
         BuyOrderConfigChange.objects.create(config=config, changed_by=changed_by, changes=diff)
         buy_order_schedule_sync(config=config)

@@ -14,6 +14,8 @@ from django.http import StreamingHttpResponse
 from django.shortcuts import render
 from django.utils import timezone
 
+from common.audit import AuditAdmin
+from common.exports import MONEY, ExportMixin
 from withdrawals.models import Withdrawal, WithdrawalEvent
 from withdrawals.services import TX_REF_MAX_LENGTH, withdrawal_approve, withdrawal_mark_paid, withdrawal_reject
 
@@ -69,7 +71,14 @@ class RejectForm(forms.Form):
 
 
 @admin.register(Withdrawal)
-class WithdrawalAdmin(admin.ModelAdmin):
+class WithdrawalAdmin(ExportMixin, AuditAdmin):
+    export_fields = [("ID", "id"), ("Created (UTC)", "created_at"), ("Member", "user__email"), ("Method", "method"),
+                     ("Destination", "destination"), ("Amount (USD)", "amount", MONEY), ("Fee (USD)", "fee", MONEY),
+                     ("Net (USD)", "net_amount", MONEY), ("Status", "status"), ("Transaction ref", "tx_ref"),
+                     ("Rejection reason", "reason"), ("Approved by", "approved_by__email"),
+                     ("Approved (UTC)", "approved_at"), ("Paid by", "paid_by__email"), ("Paid (UTC)", "paid_at"),
+                     ("Rejected by", "rejected_by__email"), ("Rejected (UTC)", "rejected_at"),
+                     ("Cancelled (UTC)", "cancelled_at")]
     list_display = ("id", "created_at", "user", "method", "destination", "amount", "fee", "net_amount", "status",
                     "tx_ref")
     list_filter = ("status", "method", "created_at")
