@@ -41,7 +41,7 @@ ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", "localhost,127.0.0.1,[::1],test
 CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS")
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    "backoffice.apps.BackOfficeAdminConfig",  # django.contrib.admin with the back-office's site
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -62,6 +62,7 @@ INSTALLED_APPS = [
     # Last: its ready() runs after the chain libraries are imported (recursion limit), and
     # its admin replaces DRF's token admin.
     "common.apps.CommonConfig",
+    "backoffice.apps.BackOfficeConfig",
 ]
 
 MIDDLEWARE = [
