@@ -148,7 +148,8 @@ def buyback() -> dict:
     last = (BuyOrder.objects.filter(status=BuyOrder.Status.COMPLETED).order_by("-created_at", "-id")
             .only("id", "amount", "tokens_received", "price_per_token", "completed_at", "created_at", "tx_hash",
                   "burn_tx_hash").first())
-    return {"available": token_selectors.available_revenue(), "config": token_selectors.buy_order_config(),
+    config = token_selectors.buy_order_config()
+    return {"available": token_selectors.available_revenue(config=config), "config": config,
             "last": last, "points": token_selectors.buy_order_chart_points()}
 
 

@@ -12,7 +12,7 @@ from django.urls import path, reverse
 from common.admin import ReadOnlyAdmin
 from tokens import schedule as sched
 from tokens import selectors, services
-from tokens.dashboard import chart_svg
+from tokens.dashboard import chart_svg, treasury
 from tokens.models import BuyOrder, BuyOrderConfig, BuyOrderConfigChange, BuyOrderDashboard, ExchangeRate, Revenue
 
 
@@ -191,6 +191,7 @@ class BuyOrderDashboardAdmin(admin.ModelAdmin):
             "available": selectors.available_revenue(),
             "config": selectors.buy_order_config(),
             "chart": chart_svg(selectors.buy_order_chart_points()),
+            "treasury": treasury(),
             "recent": selectors.buy_order_history(limit=10)[0],
         }
         return TemplateResponse(request, "admin/tokens/dashboard.html", context)
