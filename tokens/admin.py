@@ -172,8 +172,7 @@ class BuyOrderConfigAdmin(FormattedReadOnlyMixin, admin.ModelAdmin):
 
 @admin.register(BuyOrder)
 class BuyOrderAdmin(ReadOnlyAdmin):
-    list_display = ["id", "created", "status", "trigger", "zar", "azr", "price", "disposition", "transaction",
-                    "attempts"]
+    list_display = ["id", "created", "status", "trigger", "zar", "azr", "price", "disposition", "transaction"]
     token_fields = ("quoted_price", "expected_tokens", "min_tokens", "tokens_received", "price_per_token")
     rate_fields = ("max_slippage",)
     hash_fields = ("tx_hash", "burn_tx_hash")
