@@ -101,7 +101,7 @@ def tick_label(value: float, step: float) -> str:
     if abs(value) < step / 1e6:
         return "0"
     for divisor, suffix in ((1e9, "B"), (1e6, "M"), (1e3, "k")):
-        if step >= divisor / 10 and abs(value) >= divisor:
+        if step >= divisor / 2 and abs(value) >= divisor:
             return f"{value / divisor:,.{decimals_for(step / divisor)}f}{suffix}"
     return f"{value:,.{decimals_for(step)}f}"
 

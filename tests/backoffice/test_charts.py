@@ -40,6 +40,7 @@ def test_tick_labels_use_thousands_and_millions():
     assert charts.tick_label(1_500_000, 500_000) == "1.5M"
     assert charts.tick_label(20_000, 10_000) == "20k"
     assert charts.tick_label(750, 250) == "750"
+    assert charts.tick_label(1000, 250) == "1,000"  # not "1.00k"
     assert charts.tick_label(1e-12, 0.5) == "0"
 
 
