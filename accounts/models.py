@@ -102,6 +102,7 @@ class User(AbstractBaseUser, PermissionsMixin):
         ]
         indexes = [
             models.Index(fields=["path"], name="user_path_idx", opclasses=["varchar_pattern_ops"]),
+            models.Index(fields=["date_joined"], name="user_date_joined_idx"),  # the dashboard's new members
         ]
 
     def __str__(self) -> str:

@@ -77,7 +77,7 @@ if PRODUCTION and (_problems := production_problems(SECRET_KEY, DEBUG, ALLOWED_H
         + ". Generate a key with: python -c 'import secrets; print(secrets.token_urlsafe(64))'")
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    "backoffice.apps.BackOfficeAdminConfig",  # django.contrib.admin with the back-office's site
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -99,6 +99,7 @@ INSTALLED_APPS = [
     # Last: its ready() runs after the chain libraries are imported (recursion limit), and
     # its admin replaces DRF's token admin.
     "common.apps.CommonConfig",
+    "backoffice.apps.BackOfficeConfig",
 ]
 
 MIDDLEWARE = [
