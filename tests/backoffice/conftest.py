@@ -13,10 +13,14 @@ from tokens.chain.embedded import build_embedded_chain
 
 
 @pytest.fixture
-def chain():
-    """A fresh embedded chain used by the services for the test's duration."""
+def chain(db):
+    """A fresh embedded chain used by the services for the test's duration, with a quiet
+    window of price observations behind it (the price guard has a TWAP to check against)."""
+    from tests.tokens.conftest import warm_twap
+
     chain = build_embedded_chain()
     services.chain_client_set(chain.client())
+    warm_twap(chain)
     yield chain
     services.chain_client_set(None)
 
