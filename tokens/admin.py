@@ -5,9 +5,11 @@ from __future__ import annotations
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
+from django.core.paginator import Paginator
 from django.http import HttpResponseNotAllowed, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
+from django.utils.functional import cached_property
 
 from common.admin import ReadOnlyAdmin
 from tokens import schedule as sched
@@ -124,13 +126,27 @@ class BuyOrderConfigAdmin(admin.ModelAdmin):
         services.buy_order_config_update(changed_by=request.user, **changes)
 
 
+class BuyOrderPaginator(Paginator):
+    """The unfiltered list's count comes from the running totals (no COUNT over the history);
+    a filtered list counts its rows."""
+
+    @cached_property
+    def count(self) -> int:
+        if not self.object_list.query.where:
+            return selectors.buy_order_count()
+        return super().count
+
+
 @admin.register(BuyOrder)
 class BuyOrderAdmin(ReadOnlyAdmin):
     list_display = ["id", "created_at", "status", "trigger", "amount", "tokens_received", "price_per_token",
                     "disposition", "tx_hash", "attempts"]
     list_filter = ["status", "trigger", "disposition", ("created_at", admin.DateFieldListFilter)]
     search_fields = ["tx_hash", "period_key", "error"]
-    date_hierarchy = "created_at"
+    # Fast at a million rows: no second COUNT of the whole table, no date drill-down (a DISTINCT
+    # over every row; the date filter does the same job), the count from the running totals.
+    show_full_result_count = False
+    paginator = BuyOrderPaginator
     actions = ["reconcile"]
     change_list_template = "admin/tokens/buyorder/change_list.html"
 

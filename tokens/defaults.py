@@ -13,6 +13,8 @@ from django.utils import timezone
 TASK_NAME = "tokens: scheduled buy-order"
 REVERSALS_SWEEP_NAME = "tokens: sweep refund reversals"
 REVERSALS_SWEEP_TASK = "tokens.pack_sale_reversals_sweep"
+PACK_SALES_SWEEP_NAME = "tokens: sweep pack-sale revenue"
+PACK_SALES_SWEEP_TASK = "tokens.pack_sales_sweep"
 
 
 def seed(apps, schema_editor=None):
@@ -37,17 +39,28 @@ def seed(apps, schema_editor=None):
                                     description="Buys AZR with the available revenue, at most once per "
                                                 "period. Follows the buy-order settings.")
     seed_reversals_sweep(apps)
+    seed_pack_sales_sweep(apps)
 
 
 def seed_reversals_sweep(apps, schema_editor=None):
     """The beat row of the refund-reversal sweeper (every 5 minutes), created only when missing."""
+    _seed_every_5_minutes(apps, REVERSALS_SWEEP_NAME, REVERSALS_SWEEP_TASK,
+                          "Every 5 minutes: reverses the pack-sale revenue of refunded purchases whose refund "
+                          "message was lost.")
+
+
+def seed_pack_sales_sweep(apps, schema_editor=None):
+    """The beat row of the pack-sale revenue sweeper (every 5 minutes), created only when missing."""
+    _seed_every_5_minutes(apps, PACK_SALES_SWEEP_NAME, PACK_SALES_SWEEP_TASK,
+                          "Every 5 minutes: records the pack-sale revenue of counted purchases still missing it "
+                          "(a lost task, or no USD rate at the time).")
+
+
+def _seed_every_5_minutes(apps, name: str, task: str, description: str) -> None:
     IntervalSchedule = apps.get_model("django_celery_beat", "IntervalSchedule")
     PeriodicTask = apps.get_model("django_celery_beat", "PeriodicTask")
-    if PeriodicTask.objects.filter(name=REVERSALS_SWEEP_NAME).exists():
+    if PeriodicTask.objects.filter(name=name).exists():
         return  # an operator's edits survive
     interval = (IntervalSchedule.objects.filter(every=5, period="minutes").first()
                 or IntervalSchedule.objects.create(every=5, period="minutes"))
-    PeriodicTask.objects.create(name=REVERSALS_SWEEP_NAME, task=REVERSALS_SWEEP_TASK, interval=interval,
-                                enabled=True,
-                                description="Every 5 minutes: reverses the pack-sale revenue of refunded purchases "
-                                            "whose refund message was lost.")
+    PeriodicTask.objects.create(name=name, task=task, interval=interval, enabled=True, description=description)
