@@ -200,6 +200,8 @@ class BuyOrder(models.Model):
             # The history's sort (newest first, id breaks ties): keyset pages walk these.
             models.Index(fields=["created_at", "id"], name="buy_order_sort_idx"),
             models.Index(fields=["status", "created_at", "id"], name="buy_order_status_sort_idx"),
+            # The dashboard's chart: the latest completed orders.
+            models.Index(fields=["status", "completed_at", "id"], name="buy_order_status_done_idx"),
         ]
 
     def __str__(self) -> str:

@@ -48,10 +48,11 @@ def exchange_rate_current(*, currency: str, at: datetime | None = None) -> Excha
 
 
 def unspent_revenue() -> Decimal:
-    """Σ revenue in ZAR − Σ revenue used by completed or pending buy-orders (two aggregates)."""
+    """Σ revenue in ZAR − Σ revenue used by completed or pending buy-orders: the completed ones
+    from the running totals (``tokens.totals``), the pending ones (few) summed by index."""
     total = Revenue.objects.aggregate(total=Sum("amount_zar"))["total"] or ZERO
-    used = BuyOrder.objects.filter(status__in=USING_STATUSES).aggregate(used=Sum("amount"))["used"] or ZERO
-    return total - used
+    pending = BuyOrder.objects.filter(status=BuyOrder.Status.PENDING).aggregate(used=Sum("amount"))["used"] or ZERO
+    return total - buy_order_totals()["rand_spent"] - pending
 
 
 def available_revenue(*, config: BuyOrderConfig | None = None) -> Decimal:

@@ -13,7 +13,7 @@ from django.utils import timezone
 from purchases.services import purchase_create, purchase_refund
 from tests.factories import OptionFactory, UserFactory
 from tokens import selectors
-from tokens.models import BuyOrder, BuyOrderTotals
+from tokens.models import BuyOrder, BuyOrderTotals, Revenue
 from tokens.selectors import buy_order_history_page, buy_order_metrics, decode_cursor, encode_cursor
 from tokens.services import buy_order_config_update, buy_order_execute, buy_order_reconcile_stale, revenue_track
 from tokens.totals import buy_order_totals_problems, buy_order_totals_rebuild, totals_from_rows
@@ -67,6 +67,10 @@ def test_totals_equal_a_full_recomputation_after_a_mixed_sequence(config, chain,
     assert metrics["success_rate"] == D("0.4000")
     stale.refresh_from_db()
     assert stale.status == "failed"
+    # The available revenue reads the totals too: equal to the full sums over the rows.
+    used = sum(o.amount for o in BuyOrder.objects.filter(status__in=["completed", "pending"]))
+    revenue = sum(r.amount_zar for r in Revenue.objects.all())
+    assert selectors.unspent_revenue() == revenue - used
 
 
 def test_a_settlement_that_does_not_happen_moves_no_totals(config, chain):

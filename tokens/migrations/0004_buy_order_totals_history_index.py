@@ -56,6 +56,10 @@ class Migration(migrations.Migration):
             model_name='buyorder',
             index=models.Index(fields=['status', 'created_at', 'id'], name='buy_order_status_sort_idx'),
         ),
+        migrations.AddIndex(
+            model_name='buyorder',
+            index=models.Index(fields=['status', 'completed_at', 'id'], name='buy_order_status_done_idx'),
+        ),
         migrations.AddConstraint(
             model_name='buyordertotals',
             constraint=models.CheckConstraint(condition=models.Q(('id', 1)), name='buy_order_totals_singleton'),
