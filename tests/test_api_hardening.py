@@ -215,8 +215,11 @@ def test_buy_order_history_bounds_are_400s(staff_api, query):
 
 
 def test_buy_order_history_largest_offset(staff_api):
-    r = staff_api.get("/api/tokens/buy-orders/?offset=1000000000")
+    # Offsets stop at 10,000 (an OFFSET walks every skipped row); deeper pages use the cursor.
+    r = staff_api.get("/api/tokens/buy-orders/?offset=10000")
     assert r.status_code == 200 and r.json()["results"] == []
+    r = staff_api.get("/api/tokens/buy-orders/?offset=1000000000")
+    assert r.status_code == 400 and r.json()["code"] == "offset_too_deep" and "cursor" in r.json()["message"]
 
 
 # --- 5. error codes reach the client --------------------------------------------------------

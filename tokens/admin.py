@@ -5,9 +5,11 @@ from __future__ import annotations
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
+from django.core.paginator import Paginator
 from django.http import HttpResponseNotAllowed, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
+from django.utils.functional import cached_property
 
 from common import display
 from common.admin import FormattedReadOnlyMixin, ReadOnlyAdmin, num
@@ -172,6 +174,21 @@ class BuyOrderConfigAdmin(FormattedReadOnlyMixin, AuditAdmin):
         services.buy_order_config_update(changed_by=request.user, **changes)
 
 
+class BuyOrderPaginator(Paginator):
+    """The list's count from the running totals when it is filtered by status at most (no COUNT
+    over the history); any other filter or a search counts its rows."""
+
+    def __init__(self, *args, status: str | None = None, counted: bool = False, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.status, self.counted = status, counted
+
+    @cached_property
+    def count(self) -> int:
+        if self.counted:
+            return super().count
+        return selectors.buy_order_count(status=self.status)
+
+
 @admin.register(BuyOrder)
 class BuyOrderAdmin(ExportMixin, ReadOnlyAdmin):
     export_fields = [("ID", "id"), ("Created (UTC)", "created_at"), ("Status", "status"), ("Trigger", "trigger"),
@@ -188,7 +205,15 @@ class BuyOrderAdmin(ExportMixin, ReadOnlyAdmin):
     hash_fields = ("tx_hash", "burn_tx_hash")
     list_filter = ["status", "trigger", "disposition", ("created_at", admin.DateFieldListFilter)]
     search_fields = ["tx_hash", "period_key", "error"]
-    date_hierarchy = "created_at"
+    # Fast at a million rows: no second COUNT of the whole table, no date drill-down (a DISTINCT
+    # over every row; the date filter does the same job), the count from the running totals.
+    show_full_result_count = False
+
+    def get_paginator(self, request, queryset, per_page, orphans=0, allow_empty_first_page=True):
+        params = {key for key in request.GET if key not in ("p", "o", "status__exact")}
+        status = request.GET.get("status__exact")
+        counted = bool(params) or (status is not None and status not in BuyOrder.Status.values)
+        return BuyOrderPaginator(queryset, per_page, orphans, allow_empty_first_page, status=status, counted=counted)
     actions = ["reconcile"]
     change_list_template = "admin/tokens/buyorder/change_list.html"
 

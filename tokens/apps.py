@@ -26,3 +26,9 @@ class TokensConfig(AppConfig):
         purchase_refunded.connect(reverse_pack_sale_revenue, dispatch_uid="tokens.reverse_pack_sale_revenue")
         purchase_refund_preview.connect(refund_preview_part, dispatch_uid="tokens.refund_preview")
         restore_defaults_after_flush(self, marker_model="BuyOrderConfig", seed=seed)
+
+        from accounts.ledger_checks import register_ledger_check
+        from tokens.totals import buy_order_totals_problems
+
+        register_ledger_check("buy_order_totals", buy_order_totals_problems,
+                              label="buy-order running total(s) disagree with the orders")

@@ -43,6 +43,7 @@ from tokens.observations import GuardReading, deferral_record, price_guard_read
 from tokens.selectors import available_revenue, buy_order_config
 from tokens.settings_schedule import locked_config
 from tokens.signals import buy_order_completed
+from tokens.totals import buy_order_totals_apply
 
 logger = logging.getLogger(__name__)
 
@@ -301,6 +302,8 @@ def _complete(order: BuyOrder, receipt: BuyReceipt) -> BuyOrderResult:
             price_per_token=price, burn_tx_hash=receipt.burn_tx_hash or "", error=error,
             completed_at=timezone.now())
         order.refresh_from_db()
+        if updated:
+            buy_order_totals_apply(order=order, old_status=BuyOrder.Status.PENDING)  # a slice: no-op
         if updated and order.parent_id is None:  # a slice is an execution; its order signals when settled
             _send_completed_after_commit(order)
     logger.info("buy-order %s completed: %s AZR for %s ZAR (%s ZAR/AZR) in %s", order.pk, tokens, order.amount,
@@ -313,7 +316,10 @@ def _fail(order: BuyOrder, error: str, *, tx_hash: str | None = None) -> BuyOrde
     fields = {"status": BuyOrder.Status.FAILED, "error": error, "completed_at": timezone.now()}
     if tx_hash:
         fields["tx_hash"] = tx_hash
-    BuyOrder.objects.filter(pk=order.pk, status=BuyOrder.Status.PENDING).update(**fields)
+    with transaction.atomic():
+        if BuyOrder.objects.filter(pk=order.pk, status=BuyOrder.Status.PENDING).update(**fields):
+            buy_order_totals_apply(order=BuyOrder(pk=order.pk, amount=order.amount, status=BuyOrder.Status.FAILED),
+                                   old_status=BuyOrder.Status.PENDING)
     logger.warning("buy-order %s failed: %s", order.pk, error)
     return BuyOrderResult(success=False, error=error, code="failed", order_id=order.pk, transaction_hash=tx_hash)
 

@@ -34,6 +34,7 @@ from tokens.chain.units import from_base_units
 from tokens.models import BuyOrder, BuyOrderConfig, BuyOrderDeferral
 from tokens.observations import GuardReading, deferral_record, price_guard_read
 from tokens.selectors import buy_order_config
+from tokens.totals import buy_order_totals_apply
 
 logger = logging.getLogger(__name__)
 
@@ -154,12 +155,14 @@ def settle(order_id: int) -> BuyOrder:
                 price_per_token=round_money(totals["amount"] / exact, places=MONEY_QUANTUM),
                 completed_at=timezone.now())
             order.refresh_from_db()
+            buy_order_totals_apply(order=order, old_status=BuyOrder.Status.PENDING)
             _send_completed_after_commit(order)
         else:
             errors = "; ".join(e for e in order.slices.order_by("slice_index").values_list("error", flat=True) if e)
             BuyOrder.objects.filter(pk=order.pk).update(status=BuyOrder.Status.FAILED, completed_at=timezone.now(),
                                                         error=f"No slice was bought: {errors}"[:2000])
             order.refresh_from_db()
+            buy_order_totals_apply(order=order, old_status=BuyOrder.Status.PENDING)
     logger.info("buy-order %s settled from its slices: %s", order.pk, order.status)
     return order
 

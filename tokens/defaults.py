@@ -15,6 +15,8 @@ REVERSALS_SWEEP_NAME = "tokens: sweep refund reversals"
 REVERSALS_SWEEP_TASK = "tokens.pack_sale_reversals_sweep"
 PRICE_TICK_NAME = "tokens: price observations and buy slices"
 PRICE_TICK_TASK = "tokens.price_tick"
+PACK_SALES_SWEEP_NAME = "tokens: sweep pack-sale revenue"
+PACK_SALES_SWEEP_TASK = "tokens.pack_sales_sweep"
 
 
 def seed(apps, schema_editor=None):
@@ -40,32 +42,36 @@ def seed(apps, schema_editor=None):
                                                 "period. Follows the buy-order settings.")
     seed_reversals_sweep(apps)
     seed_price_tick(apps)
+    seed_pack_sales_sweep(apps)
 
 
 def seed_reversals_sweep(apps, schema_editor=None):
     """The beat row of the refund-reversal sweeper (every 5 minutes), created only when missing."""
-    IntervalSchedule = apps.get_model("django_celery_beat", "IntervalSchedule")
-    PeriodicTask = apps.get_model("django_celery_beat", "PeriodicTask")
-    if PeriodicTask.objects.filter(name=REVERSALS_SWEEP_NAME).exists():
-        return  # an operator's edits survive
-    interval = (IntervalSchedule.objects.filter(every=5, period="minutes").first()
-                or IntervalSchedule.objects.create(every=5, period="minutes"))
-    PeriodicTask.objects.create(name=REVERSALS_SWEEP_NAME, task=REVERSALS_SWEEP_TASK, interval=interval,
-                                enabled=True,
-                                description="Every 5 minutes: reverses the pack-sale revenue of refunded purchases "
-                                            "whose refund message was lost.")
+    _seed_every(apps, REVERSALS_SWEEP_NAME, REVERSALS_SWEEP_TASK, 5,
+                "Every 5 minutes: reverses the pack-sale revenue of refunded purchases whose refund "
+                "message was lost.")
+
+
+def seed_pack_sales_sweep(apps, schema_editor=None):
+    """The beat row of the pack-sale revenue sweeper (every 5 minutes), created only when missing."""
+    _seed_every(apps, PACK_SALES_SWEEP_NAME, PACK_SALES_SWEEP_TASK, 5,
+                "Every 5 minutes: records the pack-sale revenue of counted purchases still missing it "
+                "(a lost task, or no USD rate at the time).")
 
 
 def seed_price_tick(apps, schema_editor=None):
     """The beat row of the price tick (every minute: a price observation for the TWAP, then the
     due slices and deferred buys of the period), created only when missing."""
+    _seed_every(apps, PRICE_TICK_NAME, PRICE_TICK_TASK, 1,
+                "Every minute: records the pair's cumulative price (the TWAP's observations), then runs "
+                "the buy slices that are due and retries a buy the price guard deferred in this period.")
+
+
+def _seed_every(apps, name: str, task: str, minutes: int, description: str) -> None:
     IntervalSchedule = apps.get_model("django_celery_beat", "IntervalSchedule")
     PeriodicTask = apps.get_model("django_celery_beat", "PeriodicTask")
-    if PeriodicTask.objects.filter(name=PRICE_TICK_NAME).exists():
+    if PeriodicTask.objects.filter(name=name).exists():
         return  # an operator's edits survive
-    interval = (IntervalSchedule.objects.filter(every=1, period="minutes").first()
-                or IntervalSchedule.objects.create(every=1, period="minutes"))
-    PeriodicTask.objects.create(name=PRICE_TICK_NAME, task=PRICE_TICK_TASK, interval=interval, enabled=True,
-                                description="Every minute: records the pair's cumulative price (the TWAP's "
-                                            "observations), then runs the buy slices that are due and retries "
-                                            "a buy the price guard deferred in this period.")
+    interval = (IntervalSchedule.objects.filter(every=minutes, period="minutes").first()
+                or IntervalSchedule.objects.create(every=minutes, period="minutes"))
+    PeriodicTask.objects.create(name=name, task=task, interval=interval, enabled=True, description=description)

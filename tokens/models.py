@@ -241,7 +241,13 @@ class BuyOrder(models.Model):
             models.UniqueConstraint(fields=["period_key"], condition=Q(period_key__isnull=False),
                                     name="buy_order_period_key_unique"),
         ]
-        indexes = [models.Index(fields=["status", "created_at"], name="buy_order_status_created_idx")]
+        indexes = [
+            # The history's sort (newest first, id breaks ties): keyset pages walk these.
+            models.Index(fields=["created_at", "id"], name="buy_order_sort_idx"),
+            models.Index(fields=["status", "created_at", "id"], name="buy_order_status_sort_idx"),
+            # The dashboard's chart: the latest completed orders.
+            models.Index(fields=["status", "completed_at", "id"], name="buy_order_status_done_idx"),
+        ]
 
     def __str__(self) -> str:
         if self.parent_id:
@@ -294,6 +300,37 @@ class PriceObservation(models.Model):
 
     def __str__(self) -> str:
         return f"{self.pair[:10]}… block {self.block_number}"
+
+
+class BuyOrderTotals(models.Model):
+    """Running totals of the settled buy-orders (one row, pk 1), so the metrics never scan the
+    history. Written only by `tokens.totals.buy_order_totals_apply`, in the same transaction
+    as an order's status change; `tokens.totals.buy_order_totals_problems` proves them against
+    the rows (`manage.py check_ledger`) and `buy_order_totals_rebuild` recomputes them.
+    Pending orders are not in here: they are few, and counted live (an index on the status)."""
+
+    SINGLETON_PK = 1
+
+    id = models.PositiveSmallIntegerField(primary_key=True, default=SINGLETON_PK, editable=False)
+    completed_count = models.PositiveBigIntegerField(default=0)
+    failed_count = models.PositiveBigIntegerField(default=0)
+    tokens_acquired = models.DecimalField(max_digits=38, decimal_places=8, default=Decimal(0),
+                                          help_text="Σ tokens received by completed orders.")
+    rand_spent = models.DecimalField(max_digits=38, decimal_places=8, default=Decimal(0),
+                                     help_text="Σ ZAR used by completed orders.")
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name = "buy-order running totals"
+        verbose_name_plural = "buy-order running totals"
+        constraints = [
+            models.CheckConstraint(condition=Q(id=1), name="buy_order_totals_singleton"),
+            models.CheckConstraint(condition=Q(tokens_acquired__gte=0, rand_spent__gte=0),
+                                   name="buy_order_totals_not_negative"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.completed_count} completed, {self.failed_count} failed"
 
 
 class BuyOrderDashboard(BuyOrder):

@@ -1,16 +1,24 @@
 """Signal receivers of the tokens app: thin, connected in `TokensConfig.ready()`."""
 
-from tokens.revenue import revenue_record_pack_sale, revenue_record_pack_sales
+# Purchase ids per task message for a batch (the legacy import).
+TASK_BATCH = 500
 
 
 def record_pack_sale_revenue(sender, *, purchase, **kwargs):
-    """A counted purchase of packs is `pack_sale` revenue (bonus purchases send no signal)."""
-    revenue_record_pack_sale(purchase=purchase)
+    """A counted purchase of packs is `pack_sale` revenue: recorded by a task enqueued when the
+    transaction commits (retried; the beat sweeper records it if the message is lost)."""
+    from tokens.tasks import pack_sales_record
+
+    pack_sales_record.delay_on_commit([purchase.pk])
 
 
 def record_pack_sales_revenue(sender, *, purchases, **kwargs):
-    """A batch of counted purchases (the legacy import): their revenue in one go."""
-    revenue_record_pack_sales(purchases=purchases)
+    """A batch of counted purchases (the legacy import): one task per `TASK_BATCH` of them."""
+    from tokens.tasks import pack_sales_record
+
+    ids = [purchase.pk for purchase in purchases]
+    for i in range(0, len(ids), TASK_BATCH):
+        pack_sales_record.delay_on_commit(ids[i:i + TASK_BATCH])
 
 
 def reverse_pack_sale_revenue(sender, *, purchase, refund, **kwargs):

@@ -1,8 +1,8 @@
 """Revenue and exchange rates: what the buy-back spends.
 
 ``revenue_track`` records revenue once per (source, reference). A counted purchase is
-``pack_sale`` revenue (``revenue_record_pack_sale``, or ``revenue_record_pack_sales`` for a
-batch), and its refund reverses it with a negative record of the same amounts
+``pack_sale`` revenue, recorded by a task enqueued on commit (``pack_sales_record``, behind
+it the beat sweeper ``pack_sales_sweep``), and its refund reverses it with a negative record of the same amounts
 (``revenue_reverse_pack_sale``, exactly once; ``pack_sale_reversals_sweep`` catches lost
 messages).
 """
@@ -16,14 +16,14 @@ from decimal import Decimal
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
-from django.db.models import CharField, Exists, OuterRef, Value
-from django.db.models.functions import Cast, Concat
+from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
 from common.errors import field_error
 from common.money import MONEY_QUANTUM, format_money, round_money, to_money
 from purchases.models import Purchase, Refund
 from tokens.models import ExchangeRate, Revenue
+from tokens.refs import pack_sale_ref, refund_ref
 from tokens.selectors import exchange_rate_current
 
 logger = logging.getLogger(__name__)
@@ -134,7 +134,7 @@ def revenue_record_pack_sale(*, purchase) -> Revenue | None:
         return None
     try:
         return revenue_track(source=Revenue.Source.PACK_SALE, amount=purchase.price, currency="USD",
-                             external_ref=_pack_sale_ref(purchase.pk), recorded_at=purchase.created_at)
+                             external_ref=pack_sale_ref(purchase.pk), recorded_at=purchase.created_at)
     except ValidationError as exc:
         logger.error("pack-sale revenue of purchase %s (%s USD) NOT recorded: %s -- fix it, then run "
                      "`manage.py tokens_record_pack_sales`", purchase.pk, purchase.price, exc.messages)
@@ -158,7 +158,7 @@ def revenue_record_pack_sales(*, purchases) -> int:
         logger.error("pack-sale revenue of %d purchases (%s…%s) NOT recorded: %s -- fix it, then run "
                      "`manage.py tokens_record_pack_sales`", len(todo), todo[0].pk, todo[-1].pk, exc.messages)
         return 0
-    refs = {_pack_sale_ref(p.pk): p for p in todo}
+    refs = {pack_sale_ref(p.pk): p for p in todo}
     done = set(Revenue.objects.filter(source=Revenue.Source.PACK_SALE, external_ref__in=list(refs))
                .values_list("external_ref", flat=True))
     rows = []
@@ -181,14 +181,6 @@ def revenue_record_pack_sales(*, purchases) -> int:
     return len(rows)
 
 
-def _pack_sale_ref(purchase_id) -> str:
-    return f"purchase:{purchase_id}"
-
-
-def _refund_ref(refund_id) -> str:
-    return f"refund:{refund_id}"
-
-
 def revenue_reverse_pack_sale(*, refund_id: int) -> Revenue | None:
     """Reverse the `pack_sale` revenue of a refunded purchase (money-lifecycle §2): a negative
     record of the same amounts (same currency, rate and ZAR amount as recorded), source
@@ -203,7 +195,7 @@ def revenue_reverse_pack_sale(*, refund_id: int) -> Revenue | None:
     if refund is None:
         raise ValidationError({"refund_id": ValidationError(f"Unknown refund {refund_id}.", code="unknown_refund")})
     original = Revenue.objects.filter(source=Revenue.Source.PACK_SALE,
-                                      external_ref=_pack_sale_ref(refund.purchase_id)).first()
+                                      external_ref=pack_sale_ref(refund.purchase_id)).first()
     if original is None:
         return None
     existing = Revenue.objects.filter(reverses=original).first()
@@ -214,7 +206,7 @@ def revenue_reverse_pack_sale(*, refund_id: int) -> Revenue | None:
             record = Revenue.objects.create(
                 source=Revenue.Source.PACK_SALE, amount=-original.amount, currency=original.currency,
                 rate_to_zar=original.rate_to_zar, amount_zar=-original.amount_zar,
-                external_ref=_refund_ref(refund.pk), reverses=original)
+                external_ref=refund_ref(refund.pk), reverses=original)
     except IntegrityError:  # a concurrent retry reversed it first
         return Revenue.objects.get(reverses=original)
     logger.info("revenue %s reversed by %s (refund %s): %s ZAR", original.pk, record.pk, refund.pk,
@@ -225,15 +217,12 @@ def revenue_reverse_pack_sale(*, refund_id: int) -> Revenue | None:
 def pack_sale_reversals_sweep(*, older_than_minutes: int = 5, limit: int = 500) -> int:
     """Reverse the recorded pack-sale revenue of refunds that have no reversal after some
     minutes (a lost message). One query finds them (an anti-join on the references)."""
-    def ref(prefix, field_name):
-        return Concat(Value(prefix), Cast(OuterRef(field_name), CharField()), output_field=CharField())
-
     cutoff = timezone.now() - timedelta(minutes=older_than_minutes)
     ids = list(Refund.objects.filter(created_at__lt=cutoff, purchase__kind__in=Purchase.COUNTED_KINDS)
                .filter(Exists(Revenue.objects.filter(source=Revenue.Source.PACK_SALE,
-                                                     external_ref=ref("purchase:", "purchase_id"))))
+                                                     external_ref=pack_sale_ref(OuterRef("purchase_id")))))
                .exclude(Exists(Revenue.objects.filter(source=Revenue.Source.PACK_SALE,
-                                                      external_ref=ref("refund:", "pk"))))
+                                                      external_ref=refund_ref(OuterRef("pk")))))
                .order_by("id").values_list("id", flat=True)[:limit])
     done = 0
     for refund_id in ids:
@@ -243,3 +232,58 @@ def pack_sale_reversals_sweep(*, older_than_minutes: int = 5, limit: int = 500) 
             logger.exception("tokens: reversing the pack-sale revenue of refund %s failed", refund_id)
     return done
 
+
+# --- pack sales that cannot be lost ------------------------------------------------------------
+
+def pack_sales_record(*, purchase_ids) -> int:
+    """Record the pack-sale revenue of these purchases, once: what the on-commit task, the
+    sweeper and the repair command all run.
+
+    The purchase rows are locked first (in id order): a refund locks its purchase too, so a
+    purchase is either recorded before its refund commits (and that refund's reversal then
+    finds the record) or seen refunded here and skipped -- never recorded after a reversal
+    that found nothing. Then `revenue_record_pack_sales`: counted purchases only, the ones
+    already recorded skipped, the rest in one INSERT (ON CONFLICT DO NOTHING: a racing task
+    or sweeper inserts the same reference once). Returns how many were missing at the look-up.
+    """
+    ids = sorted({int(pk) for pk in purchase_ids})
+    if not ids:
+        return 0
+    with transaction.atomic():
+        purchases = list(Purchase.objects.select_for_update(of=("self",)).filter(pk__in=ids).order_by("id"))
+        return revenue_record_pack_sales(purchases=purchases)
+
+
+def pack_sales_missing(*, older_than_minutes: float = 5, limit: int = 500, after_id: int = 0) -> list[int]:
+    """Ids of counted, unrefunded purchases older than ``older_than_minutes`` that have no
+    pack-sale revenue, in id order, at most ``limit``: one anti-join (NOT EXISTS on the
+    reference, served by the unique index on (source, external_ref))."""
+    cutoff = timezone.now() - timedelta(minutes=older_than_minutes)
+    rows = Purchase.objects.filter(kind__in=Purchase.COUNTED_KINDS, refunded_at__isnull=True,
+                                   created_at__lt=cutoff, pk__gt=after_id)
+    if not getattr(settings, "TOKENS_LEGACY_PURCHASES_ARE_REVENUE", True):
+        rows = rows.exclude(kind=Purchase.Kind.LEGACY)
+    rows = rows.exclude(Exists(Revenue.objects.filter(source=Revenue.Source.PACK_SALE,
+                                                      external_ref=pack_sale_ref(OuterRef("pk")))))
+    return list(rows.order_by("id").values_list("id", flat=True)[:limit])
+
+
+SWEEP_BATCH = 100
+
+
+def pack_sales_sweep(*, older_than_minutes: float = 5, limit: int = 500) -> int:
+    """The beat sweeper: the pack-sale revenue of counted purchases still missing it after some
+    minutes (a lost task, no exchange rate then), in batches of ``SWEEP_BATCH``. Returns how
+    many were recorded (one failing batch is logged and left for the next sweep)."""
+    ids = pack_sales_missing(older_than_minutes=older_than_minutes, limit=limit)
+    done = 0
+    for i in range(0, len(ids), SWEEP_BATCH):
+        try:
+            done += pack_sales_record(purchase_ids=ids[i:i + SWEEP_BATCH])
+        except Exception:  # one bad batch must not stop the sweep; logged, retried next time
+            logger.exception("tokens: recording the pack-sale revenue of purchases %s…%s failed", ids[i],
+                             ids[min(i + SWEEP_BATCH, len(ids)) - 1])
+    if ids:
+        logger.warning("tokens: %d purchase(s) were missing their pack-sale revenue; %d recorded now", len(ids),
+                       done)
+    return done

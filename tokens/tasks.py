@@ -1,6 +1,7 @@
 """Celery tasks of the tokens app: thin."""
 
 from celery import shared_task
+from django.conf import settings
 
 from tokens.buy_orders import buy_order_run_scheduled
 from tokens.settings_schedule import PERIODIC_TASK
@@ -50,3 +51,20 @@ def price_tick() -> dict:
         result["observation"] = None
     result.update(buy_order_tick())
     return result
+
+
+@shared_task(name="tokens.pack_sales_record", acks_late=True, autoretry_for=(Exception,), retry_backoff=True,
+             max_retries=5)
+def pack_sales_record(purchase_ids: list[int]) -> int:
+    """Record the pack-sale revenue of counted purchases (idempotent: one row per reference)."""
+    from tokens.revenue import pack_sales_record as record
+
+    return record(purchase_ids=purchase_ids)
+
+
+@shared_task(name="tokens.pack_sales_sweep", acks_late=True)
+def pack_sales_sweep() -> int:
+    """The beat task: counted purchases still without their pack-sale revenue (a lost task)."""
+    from tokens.revenue import pack_sales_sweep as sweep
+
+    return sweep(older_than_minutes=getattr(settings, "TOKENS_PACK_SALE_SWEEP_AFTER_MINUTES", 5))

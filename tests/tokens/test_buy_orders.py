@@ -29,6 +29,7 @@ from tokens.services import (
     revenue_track,
 )
 from tokens.signals import buy_order_completed
+from tokens.totals import buy_order_totals_apply
 
 from .conftest import move_spot, swap_azr_for_zar
 
@@ -45,7 +46,9 @@ def used_order(amount: str, status: str = BuyOrder.Status.COMPLETED, **extra) ->
         fields.update(tokens_received=Decimal(amount) * 2, price_per_token=Decimal("0.5"),
                       tx_hash="0x" + f"{BuyOrder.objects.count() + 1:064x}")
     fields.update(extra)
-    return BuyOrder.objects.create(**fields)
+    order = BuyOrder.objects.create(**fields)
+    buy_order_totals_apply(order=order, old_status=BuyOrder.Status.PENDING)  # as if it settled
+    return order
 
 
 def azr_received_in_receipt(chain, tx_hash: str) -> Decimal:

@@ -3,6 +3,7 @@ from rest_framework import serializers
 from common.api import MAX_OFFSET, ApiErrorSerializer
 from common.fields import MoneyInputField, StrictDecimalField, StrictIntegerField
 from tokens.models import BuyOrder, BuyOrderConfig, Revenue
+from tokens.selectors import HISTORY_COUNT_CAP, HISTORY_MAX_LIMIT, HISTORY_MAX_OFFSET
 
 
 class RevenueInputSerializer(serializers.Serializer):
@@ -63,17 +64,25 @@ class BuyOrderSerializer(serializers.ModelSerializer):
 
 
 class HistoryFilterSerializer(serializers.Serializer):
-    limit = StrictIntegerField(min_value=1, max_value=500, default=50)
-    offset = StrictIntegerField(min_value=0, max_value=MAX_OFFSET, default=0)
+    limit = StrictIntegerField(min_value=1, max_value=HISTORY_MAX_LIMIT, default=50)
+    cursor = serializers.CharField(required=False, max_length=200, trim_whitespace=False,
+                                   help_text="The `next_cursor` of the page before: the next page, at any depth.")
+    offset = StrictIntegerField(min_value=0, max_value=MAX_OFFSET, default=0,
+                                help_text=f"At most {HISTORY_MAX_OFFSET:,} (a 400 `offset_too_deep` beyond): "
+                                          "page deeper with `cursor`.")
     status = serializers.ChoiceField(choices=BuyOrder.Status.choices, required=False)
     date_from = serializers.DateField(required=False, help_text="Created on or after this day (UTC).")
     date_to = serializers.DateField(required=False, help_text="Created on or before this day (UTC).")
 
 
 class HistorySerializer(serializers.Serializer):
-    count = StrictIntegerField()
+    count = StrictIntegerField(help_text="The rows matching the filters (see `count_exact`).")
+    count_exact = serializers.BooleanField(help_text="False: there are at least `count` rows (a date filter "
+                                                     f"matching more than {HISTORY_COUNT_CAP:,}).")
     limit = StrictIntegerField()
     offset = StrictIntegerField()
+    next_cursor = serializers.CharField(allow_null=True, help_text="Pass as `cursor` for the next page; null on "
+                                                                   "the last one. Opaque.")
     results = BuyOrderSerializer(many=True)
 
 

@@ -59,15 +59,17 @@ class SettingsView(StaffView):
 
 class HistoryView(StaffView):
     @extend_schema(parameters=[s.HistoryFilterSerializer], responses={200: s.HistorySerializer, **ERRORS},
-                   tags=["buy-orders"], summary="Buy-order history, newest first")
+                   tags=["buy-orders"], summary="Buy-order history, newest first (keyset `cursor` pages at any depth)")
     def get(self, request):
         filters = s.HistoryFilterSerializer(data=request.query_params)
         filters.is_valid(raise_exception=True)
         v = filters.validated_data
-        rows, total = selectors.buy_order_history(limit=v["limit"], offset=v["offset"], status=v.get("status"),
-                                                  date_from=v.get("date_from"), date_to=v.get("date_to"))
-        return Response(s.HistorySerializer({"count": total, "limit": v["limit"], "offset": v["offset"],
-                                             "results": rows}).data)
+        page = selectors.buy_order_history_page(limit=v["limit"], offset=v["offset"], cursor=v.get("cursor"),
+                                                status=v.get("status"), date_from=v.get("date_from"),
+                                                date_to=v.get("date_to"))
+        return Response(s.HistorySerializer({"count": page.count, "count_exact": page.count_exact,
+                                             "limit": v["limit"], "offset": v["offset"],
+                                             "next_cursor": page.next_cursor, "results": page.rows}).data)
 
 
 class MetricsView(StaffView):

@@ -1,11 +1,12 @@
 """Record `pack_sale` revenue for counted purchases that have none (e.g. no USD rate then),
-and reverse the recorded revenue of refunded purchases that has no reversal yet."""
+and reverse the recorded revenue of refunded purchases that has no reversal yet. The same
+functions as the beat sweepers, over every purchase however recent."""
 
 from django.core.management.base import BaseCommand
 
-from purchases.models import Purchase
-from tokens.models import Revenue
-from tokens.services import pack_sale_reversals_sweep, revenue_record_pack_sale
+from tokens.revenue import pack_sale_reversals_sweep, pack_sales_missing, pack_sales_record
+
+BATCH = 500
 
 
 class Command(BaseCommand):
@@ -13,17 +14,14 @@ class Command(BaseCommand):
             "refunded ones (idempotent).")
 
     def handle(self, *args, **options):
-        recorded = set(Revenue.objects.filter(source=Revenue.Source.PACK_SALE, external_ref__startswith="purchase:")
-                       .values_list("external_ref", flat=True))
-        done = missing = 0
-        for purchase in (Purchase.objects.filter(kind__in=Purchase.COUNTED_KINDS, refunded_at__isnull=True)
-                         .order_by("id").iterator()):
-            if f"purchase:{purchase.pk}" in recorded:
-                continue
-            missing += 1
-            if revenue_record_pack_sale(purchase=purchase) is not None:
-                done += 1
-        self.stdout.write(f"{missing} purchase(s) without pack-sale revenue; {done} recorded now.")
+        missing = 0
+        after = 0
+        while ids := pack_sales_missing(older_than_minutes=0, limit=BATCH, after_id=after):
+            missing += len(ids)
+            pack_sales_record(purchase_ids=ids)
+            after = ids[-1]
+        still = len(pack_sales_missing(older_than_minutes=0, limit=BATCH))
+        self.stdout.write(f"{missing} purchase(s) without pack-sale revenue; {missing - still} recorded now.")
         reversed_now = 0
         while True:
             n = pack_sale_reversals_sweep(older_than_minutes=0)
@@ -31,5 +29,5 @@ class Command(BaseCommand):
             if not n:
                 break
         self.stdout.write(f"{reversed_now} refunded purchase(s) had their pack-sale revenue reversed now.")
-        if done < missing:
+        if still:
             self.stderr.write("Some are still missing: see the errors above (an exchange rate for USD?).")
