@@ -62,7 +62,7 @@ def test_the_figures(django_assert_max_num_queries):
     _bonus(member, today[1], "differential", "1", "pending")
     _bonus(member, today[1], "referral", "9", "reversed")  # taken back: not in the chart
 
-    with django_assert_max_num_queries(14):
+    with django_assert_max_num_queries(15):
         board = dashboard.load(panels=ALL_PANELS)
 
     assert board.sales["today_count"] == 2 and board.sales["today_amount"] == Decimal("100")
@@ -83,7 +83,7 @@ def test_the_query_count_does_not_grow_with_the_data(django_assert_max_num_queri
     members = [UserFactory(balance="500") for _ in range(6)]
     for i, member in enumerate(members):
         _buy(member, option, days_ago=i * 4)
-    with django_assert_max_num_queries(14):
+    with django_assert_max_num_queries(15):
         dashboard.load(panels=ALL_PANELS)
 
 

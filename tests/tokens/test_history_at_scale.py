@@ -18,6 +18,9 @@ from tokens.selectors import buy_order_history_page, buy_order_metrics, decode_c
 from tokens.services import buy_order_config_update, buy_order_execute, buy_order_reconcile_stale, revenue_track
 from tokens.totals import buy_order_totals_problems, buy_order_totals_rebuild, totals_from_rows
 
+from .conftest import swap_azr_for_zar
+from .test_buy_orders import beyond_the_slippage
+
 pytestmark = pytest.mark.django_db
 D = Decimal
 T0 = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
@@ -47,8 +50,10 @@ def test_totals_equal_a_full_recomputation_after_a_mixed_sequence(config, chain,
     with django_capture_on_commit_callbacks(execute=True):
         sale = purchase_create(user=buyer, option=OptionFactory(pack_price=D("500")))  # 9,000 ZAR of revenue
     revenue_track(source="other", amount="50000000")
-    buy_order_config_update(revenue_percentage="1", max_buy_amount="50000000")
-    assert not buy_order_execute().success  # 50 M: reverted → failed
+    buy_order_config_update(revenue_percentage="1", max_buy_amount="50000000", max_price_impact="0.5")
+    mover = beyond_the_slippage(chain)
+    assert not buy_order_execute(amount="1000").success  # beyond the slippage: reverted → failed
+    swap_azr_for_zar(chain, mover)  # the spot back where it was
     assert buy_order_execute(amount="1000").success  # completed
     assert buy_order_execute(amount="3000").success  # completed
     stale = row(timezone.now() - timedelta(hours=2), status="pending")  # a crashed run: released as failed
