@@ -1,7 +1,8 @@
 from django import forms
 from django.contrib import admin, messages
-from django.core.exceptions import ValidationError
-from django.shortcuts import render
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import path, reverse
 
 from common.admin import ReadOnlyAdmin
 from purchases.models import Option, Project, Purchase, Refund
@@ -73,6 +74,19 @@ class PurchaseAdmin(ReadOnlyAdmin):
 
     def has_refund_permission(self, request):
         return request.user.has_perm("purchases.add_refund")
+
+    def get_urls(self):
+        return [path("<int:pk>/refund/", self.admin_site.admin_view(self.refund_view),
+                     name="purchases_purchase_refund")] + super().get_urls()
+
+    def refund_view(self, request, pk):
+        """One purchase's refund (the member page's "Refund…" link, a GET): the same confirmation
+        page and the same action as the list's; once done, back to the member's page."""
+        if not self.has_refund_permission(request):
+            raise PermissionDenied
+        purchase = get_object_or_404(Purchase, pk=pk)
+        response = self.refund(request, Purchase.objects.filter(pk=pk))
+        return response or redirect(reverse("admin:accounts_user_change", args=[purchase.user_id]) + "#purchases")
 
     @admin.action(description="Refund the selected purchases (shows what is taken back first)",
                   permissions=["refund"])
