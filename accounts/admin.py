@@ -126,7 +126,9 @@ class UserAdmin(BaseUserAdmin):
     def change_view(self, request, object_id, form_url="", extra_context=None):
         member = self.get_object(request, unquote(object_id))
         if member is not None:
-            extra_context = {**member_page.context(member, request), **(extra_context or {})}
+            name = member.get_full_name()
+            extra_context = {**member_page.context(member, request), "title": name,
+                             "subtitle": member.email if name != member.email else None, **(extra_context or {})}
         return super().change_view(request, object_id, form_url, extra_context)
 
     def genealogy_children_view(self, request, pk):

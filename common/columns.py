@@ -16,6 +16,7 @@ from collections.abc import Callable
 
 from django.contrib import admin
 from django.core.exceptions import ObjectDoesNotExist
+from django.utils.html import format_html
 
 from common.display import EMPTY
 
@@ -33,11 +34,15 @@ def value_at(obj, path: str):
 
 
 def column(path: str, render: Callable, description: str | None = None, *, ordering: str | None = None,
-           empty=EMPTY):
+           empty=EMPTY, nowrap: bool = True):
+    """A list column showing ``render(value)``; kept on one line (a date or an amount never
+    wraps inside itself) unless ``nowrap=False``."""
+
     @admin.display(description=description or path.rsplit("__", 1)[-1].replace("_", " "),
                    ordering=ordering or path)
     def show(self, obj):
         value = value_at(obj, path)
-        return empty if value is None else render(value)
+        text = empty if value is None else render(value)
+        return format_html('<span class="nowrap" style="white-space:nowrap">{}</span>', text) if nowrap else text
 
     return show

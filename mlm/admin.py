@@ -95,8 +95,8 @@ class MonthFilter(admin.SimpleListFilter):
 
 @admin.register(Bonus)
 class BonusAdmin(ReadOnlyAdmin):
-    list_display = ("id", "created", "user", "kind", "amount_col", "status", "paid", "rate_col", "level",
-                    "compression_applied", "cause", "payout_run")
+    list_display = ("id", "created", "user", "kind", "amount_col", "status", "rate_col", "level", "cause",
+                    "payout_run")
     list_filter = ("status", "kind", MonthFilter, "payout_run", ("user", admin.RelatedOnlyFieldListFilter))
     search_fields = ("user__email", "=purchase__id")
     list_select_related = ("user", "purchase", "pool_run", "payout_run")
@@ -104,7 +104,6 @@ class BonusAdmin(ReadOnlyAdmin):
 
     created = column("created_at", when, "date")
     amount_col = column("amount", money, "amount (USD)")
-    paid = column("paid_at", when, "paid")
     rate_col = column("rate", rate, "rate")
 
     @admin.display(description="cause")
