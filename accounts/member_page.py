@@ -159,6 +159,17 @@ def _ranks(member: User, number) -> Section:
                    _filtered("admin:mlm_rankhistory_changelist", member))
 
 
+UPLINE_SHOWN = (3, 10)  # a long upline shows its top and its bottom; the middle folds away
+
+
+def upline_parts(upline: list[User]) -> dict:
+    head, tail = UPLINE_SHOWN
+    if len(upline) <= head + tail + 2:
+        return {"upline": upline, "upline_head": upline, "upline_folded": [], "upline_tail": []}
+    return {"upline": upline, "upline_head": upline[:head], "upline_folded": upline[head:-tail],
+            "upline_tail": upline[-tail:]}
+
+
 def sections(member: User, params, *, may_refund: bool) -> list[Section]:
     """The five sections; ``params`` is the request's GET (``<section>_page=N``; any hostile value
     shows the first or last page)."""
@@ -183,7 +194,7 @@ def context(member: User, request) -> dict:
         "summary_rows": summary_rows(summary),
         "rank_name": summary.get("rank_name", ""),
         "referrals_count": User.objects.filter(sponsor_id=member.pk).count(),
-        "upline": genealogy.upline(member),
+        **upline_parts(genealogy.upline(member)),
         "tree": genealogy.children(parent_id=member.pk),
         "sections": sections(member, request.GET, may_refund=may_refund),
         "may_refund": may_refund,

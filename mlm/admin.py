@@ -316,8 +316,9 @@ class MemberNetworkAdmin(admin.ModelAdmin):
         if not sponsors:
             return "— (directly under the root)"
         return format_html('<ol id="upline">{}</ol>', format_html_join(
-            "", '<li><a href="{}">{}</a> <a href="{}" class="small">(network)</a></li>',
+            "", '<li><a href="{}">{}</a> {} <a href="{}" class="small">(network)</a></li>',
             ((reverse("admin:accounts_user_change", args=[u.pk]), u.get_full_name(),
+              u.email if u.get_full_name() != u.email else "",
               reverse("admin:mlm_membernetwork_change", args=[u.pk])) for u in sponsors)))
 
     @admin.display(description="Direct referrals (branch volume = PV + FV)")
