@@ -9,7 +9,7 @@ from django.contrib.auth.models import Permission
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from accounts.genealogy import CHILDREN_LIMIT
+from accounts.genealogy import CHILDREN_LIMIT, upline
 from accounts.member_page import SECTION_SIZE, summary_rows
 from accounts.models import LedgerEntry
 from accounts.services import NewMember, members_create_bulk, wallet_deposit
@@ -247,3 +247,19 @@ def test_summary_rows_label_every_key():
     assert rows == {"Rank": "Start", "Differential rate": "15%", "Personal volume (PV)": "0.00",
                     "Personal volume still needed for the next rank": "12.34", "Pioneer": "yes",
                     "future key": "3"}
+
+
+def test_a_long_upline_is_one_query_and_folds_its_middle(client, operator, root):
+    chain = members_create_bulk(members=[NewMember(email=f"c{k}@example.com", first_name=f"C{k}",
+                                                   sponsor=f"c{k - 1}@example.com" if k else None)
+                                         for k in range(40)])
+    last = chain[-1]
+    client.force_login(operator)
+    html = page(client, last)
+    nav = re.search(r'<nav id="upline".*?</nav>', html, re.S).group(0)
+    links = re.findall(r'href="/admin/accounts/user/(\d+)/change/"', nav)
+    assert [int(i) for i in links] == [u.pk for u in chain[:-1]]  # the top first, every sponsor linked
+    assert '<details class="upline-folded"><summary>26 more</summary>' in nav
+    with CaptureQueriesContext(connection) as q:
+        assert [u.pk for u in upline(last)] == [u.pk for u in chain[:-1]]
+    assert len(q) == 1
