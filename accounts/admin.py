@@ -80,7 +80,7 @@ class UserAdmin(BaseUserAdmin):
     add_fieldsets = ((None, {"fields": ("email", "password", "first_name", "last_name", "sponsor",
                                         "is_staff")}),)
     fieldsets = (
-        (None, {"fields": ("email", "password")}),
+        ("Login", {"fields": ("email", "password")}),
         ("Profile", {"fields": (("first_name", "last_name"), "is_active", ("referral_code", "sponsor_link"),
                                 ("joined", "last_seen"))}),
     )

@@ -15,6 +15,7 @@ from decimal import Decimal
 from django.core.paginator import Page, Paginator
 from django.urls import reverse
 from django.utils.html import format_html
+from django.utils.http import urlencode
 
 from accounts import genealogy
 from accounts.models import LedgerEntry, User
@@ -77,6 +78,7 @@ class Section:
     page: Page
     rows: list[list] = field(default_factory=list)
     see_all: str = ""
+    numeric: tuple[int, ...] = ()  # the columns of amounts (right-aligned)
 
     @property
     def page_param(self) -> str:
@@ -113,7 +115,7 @@ def _purchases(member: User, number, may_refund: bool) -> Section:
                      action])
     return Section("purchases", "Purchases", ["#", "date", "project · option", "kind", "shares",
                                               "price (USD)", "refund", ""], page, rows,
-                   _filtered("admin:purchases_purchase_changelist", member))
+                   _filtered("admin:purchases_purchase_changelist", member), numeric=(4, 5))
 
 
 def _ledger(member: User, number) -> Section:
@@ -121,7 +123,7 @@ def _ledger(member: User, number) -> Section:
     rows = [[when(e.created_at), e.get_wallet_display(), e.get_reason_display(),
              money(e.amount), money(e.balance_after), e.description] for e in page]
     return Section("ledger", "Ledger", ["date", "wallet", "reason", "amount (USD)", "balance after", "description"],
-                   page, rows, _filtered("admin:accounts_ledgerentry_changelist", member))
+                   page, rows, _filtered("admin:accounts_ledgerentry_changelist", member), numeric=(3, 4))
 
 
 def _bonuses(member: User, number) -> Section:
@@ -133,7 +135,7 @@ def _bonuses(member: User, number) -> Section:
              _link("admin:purchases_purchase_change", b.purchase_id, f"#{b.purchase_id}")
              if b.purchase_id else (f"pool run #{b.pool_run_id}" if b.pool_run_id else EMPTY)] for b in page]
     return Section("bonuses", "Bonuses", ["date", "kind", "status", "amount (USD)", "rate", "level", "cause"],
-                   page, rows, _filtered("admin:mlm_bonus_changelist", member))
+                   page, rows, _filtered("admin:mlm_bonus_changelist", member), numeric=(3, 4))
 
 
 def _withdrawals(member: User, number) -> Section:
@@ -145,7 +147,7 @@ def _withdrawals(member: User, number) -> Section:
              short_hash(w.destination)] for w in page]
     return Section("withdrawals", "Withdrawals", ["#", "date", "amount (USD)", "fee", "net", "status",
                                                   "destination"], page, rows,
-                   _filtered("admin:withdrawals_withdrawal_changelist", member))
+                   _filtered("admin:withdrawals_withdrawal_changelist", member), numeric=(2, 3, 4))
 
 
 def _ranks(member: User, number) -> Section:
@@ -198,6 +200,6 @@ def context(member: User, request) -> dict:
         "tree": genealogy.children(parent_id=member.pk),
         "sections": sections(member, request.GET, may_refund=may_refund),
         "may_refund": may_refund,
-        "preview_url": f"{reverse('admin:mlm_purchasepreview_changelist')}?member={member.pk}",
+        "preview_url": f"{reverse('admin:mlm_purchasepreview_changelist')}?{urlencode({'member': member.email})}",
         "set_rank_url": reverse("admin:mlm_membernetwork_set_rank", args=[member.pk]),
     }

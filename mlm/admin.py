@@ -11,6 +11,7 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
+from django.utils.http import urlencode
 
 from accounts.genealogy import upline
 from accounts.models import User
@@ -298,7 +299,7 @@ class MemberNetworkAdmin(admin.ModelAdmin):
 
     @admin.display(description="Actions")
     def actions_links(self, obj):
-        preview = f"{reverse('admin:mlm_purchasepreview_changelist')}?member={obj.pk}"
+        preview = f"{reverse('admin:mlm_purchasepreview_changelist')}?{urlencode({'member': obj.email})}"
         return format_html('<a href="{}">Preview a purchase by this member</a> · <a href="{}">Set rank</a>',
                            preview, reverse("admin:mlm_membernetwork_set_rank", args=[obj.pk]))
 

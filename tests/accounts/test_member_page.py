@@ -72,7 +72,7 @@ def test_member_page_shows_balances_summary_upline_tree_sections_and_actions(cli
     # The actions of the contract.
     for action in ("deposit", "set-rank", "refund", "preview"):
         assert f'class="member-action" data-action="{action}"' in html
-    assert f"/admin/mlm/purchasepreview/?member={dad.pk}" in html
+    assert "/admin/mlm/purchasepreview/?member=dad%40example.com" in html
     assert f"/admin/mlm/membernetwork/{dad.pk}/set-rank/" in html
 
 
