@@ -7,6 +7,7 @@ from django.http import JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import path, reverse
 from django.utils.html import format_html
+from django.utils.text import Truncator
 
 from accounts import genealogy, member_page
 from accounts.models import LedgerEntry, User, Wallet, WalletSettings
@@ -85,8 +86,7 @@ class UserAdmin(BaseUserAdmin):
                                 ("joined", "last_seen"))}),
     )
     readonly_fields = ("sponsor_link", "referral_code", "joined", "last_seen")
-    list_display = ("email", "full_name", "sponsor", "active_balance", "passive_balance", "is_staff",
-                    "joined_col")
+    list_display = ("email", "full_name", "sponsor", "active_balance", "passive_balance", "joined_col")
     list_filter = ("is_staff", "is_active", "is_system_root", "date_joined")
     search_fields = ("email", "first_name", "last_name", "referral_code")
     ordering = ("-date_joined",)
@@ -249,7 +249,7 @@ class WalletSettingsAdmin(admin.ModelAdmin):
 
 @admin.register(LedgerEntry)
 class LedgerEntryAdmin(ReadOnlyAdmin):
-    list_display = ("created", "user", "wallet", "amount_col", "balance_col", "reason", "description")
+    list_display = ("created", "user", "wallet_col", "amount_col", "balance_col", "reason", "about")
     list_filter = ("wallet", "reason", "created_at")
     search_fields = ("user__email", "idempotency_key", "description", "cause_id")
     list_select_related = ("user",)
@@ -257,5 +257,12 @@ class LedgerEntryAdmin(ReadOnlyAdmin):
     readonly_fields = [f.name for f in LedgerEntry._meta.fields]
 
     created = column("created_at", when, "date")
+    wallet_col = column("wallet", str, "wallet")
+
+    @admin.display(description="description", ordering="description")
+    def about(self, obj):
+        """Long references (``demo:someone@example.com``) break anywhere rather than widen the list."""
+        return format_html('<span style="overflow-wrap:anywhere" title="{}">{}</span>', obj.description,
+                           Truncator(obj.description).chars(60))
     amount_col = column("amount", money, "amount (USD)")
     balance_col = column("balance_after", money, "balance after")

@@ -59,18 +59,18 @@ class InvestmentTierAdmin(admin.ModelAdmin):
 
 @admin.register(PlanSettings)
 class PlanSettingsAdmin(admin.ModelAdmin):
-    list_display = ("__str__", "active_pv", "pioneer_at", "pioneer_limit", "pioneer_pct", "referral_pct",
-                    "cap_pct", "max_levels", "pool_pct", "grace_day", "grace_pct", "loyalty_months",
-                    "payout_mode", "payout_day", "updated")
+    # The key numbers (the form has them all): fits a 1400 px page.
+    list_display = ("__str__", "active_pv", "pioneer_at", "pioneer_pct", "referral_pct", "cap_pct", "pool_pct",
+                    "grace_pct", "payout")
 
     active_pv = column("active_min_pv", money, "active at PV")
     pioneer_at = column("pioneer_threshold", money, "pioneer at")
-    pioneer_pct = column("pioneer_rate", rate, "pioneer")
-    referral_pct = column("referral_rate", rate, "referral")
+    pioneer_pct = column("pioneer_rate", rate, "pioneer bonus")
+    referral_pct = column("referral_rate", rate, "referral bonus")
     cap_pct = column("branch_cap", rate, "branch cap")
-    pool_pct = column("pool_rate", rate, "pool")
-    grace_pct = column("grace_day_rate", rate, "Grace Day")
-    updated = column("updated_at", when, "updated")
+    pool_pct = column("pool_rate", rate, "global pool")
+    grace_pct = column("grace_day_rate", rate, "Grace Day bonus")
+    payout = column("payout_mode", str, "payout")
 
     def has_add_permission(self, request):
         return not PlanSettings.objects.exists()
@@ -96,8 +96,8 @@ class MonthFilter(admin.SimpleListFilter):
 
 @admin.register(Bonus)
 class BonusAdmin(ReadOnlyAdmin):
-    list_display = ("id", "created", "user", "kind", "amount_col", "status", "rate_col", "level", "cause",
-                    "payout_run")
+    list_display = ("created", "user", "kind", "amount_col", "status", "rate_col", "cause")
+    list_display_links = ("created",)
     list_filter = ("status", "kind", MonthFilter, "payout_run", ("user", admin.RelatedOnlyFieldListFilter))
     search_fields = ("user__email", "=purchase__id")
     list_select_related = ("user", "purchase", "pool_run", "payout_run")
@@ -257,7 +257,7 @@ class MemberNetworkAdmin(admin.ModelAdmin):
     """A member's place in the network: stats, upline, direct referrals with branch volumes.
     Read-only (no Save): ranks are set on their own page, volumes by the recalculate action."""
 
-    list_display = ("email", "rank", "pv", "fv", "tv", "is_pioneer", "loyalty_streak", "member_page")
+    list_display = ("email", "rank", "pv", "fv", "tv", "is_pioneer", "loyalty_streak", "member_page_link")
     list_filter = (LoyaltyFilter,)
     search_fields = ("email", "first_name", "last_name")
     actions = ["recalculate_volumes", "set_rank"]
@@ -291,6 +291,10 @@ class MemberNetworkAdmin(admin.ModelAdmin):
     @admin.display(description="pioneer", boolean=True, ordering="mlm_stats__is_pioneer")
     def is_pioneer(self, obj):
         return bool(value_at(obj, "mlm_stats__is_pioneer"))
+
+    @admin.display(description="")
+    def member_page_link(self, obj):
+        return format_html('<a href="{}">member page</a>', reverse("admin:accounts_user_change", args=[obj.pk]))
 
     @admin.display(description="Member page")
     def member_page(self, obj):
