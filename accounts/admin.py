@@ -254,7 +254,10 @@ class LedgerEntryAdmin(ReadOnlyAdmin):
     search_fields = ("user__email", "idempotency_key", "description", "cause_id")
     list_select_related = ("user",)
     date_hierarchy = "created_at"
-    readonly_fields = [f.name for f in LedgerEntry._meta.fields]
+    # The detail page shows the amounts and the date as the list does.
+    fields = ("created", "user", "wallet", "amount_col", "balance_col", "reason", "description",
+              "idempotency_key", "cause_type", "cause_id", "created_by")
+    readonly_fields = fields
 
     created = column("created_at", when, "date")
     wallet_col = column("wallet", str, "wallet")

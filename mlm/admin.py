@@ -102,10 +102,15 @@ class BonusAdmin(ReadOnlyAdmin):
     search_fields = ("user__email", "=purchase__id")
     list_select_related = ("user", "purchase", "pool_run", "payout_run")
     raw_id_fields = ("user", "purchase", "granted_purchase", "payout_run")
+    fields = ("created", "user", "kind", "amount_col", "rate_col", "level", "compression_applied", "status",
+              "purchase", "pool_run", "granted_purchase", "payout_run", "paid", "reversed")
+    readonly_fields = fields
 
     created = column("created_at", when, "date")
     amount_col = column("amount", money, "amount (USD)")
     rate_col = column("rate", rate, "rate")
+    paid = column("paid_at", when, "paid")
+    reversed = column("reversed_at", when, "cancelled or reversed")
 
     @admin.display(description="cause")
     def cause(self, obj):

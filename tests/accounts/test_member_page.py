@@ -11,7 +11,7 @@ from django.test.utils import CaptureQueriesContext
 
 from accounts.genealogy import CHILDREN_LIMIT, upline
 from accounts.member_page import SECTION_SIZE, summary_rows
-from accounts.models import LedgerEntry
+from accounts.models import LedgerEntry, User
 from accounts.services import NewMember, members_create_bulk, wallet_deposit
 from mlm.services import purchase_process
 from purchases.models import Purchase
@@ -263,3 +263,14 @@ def test_a_long_upline_is_one_query_and_folds_its_middle(client, operator, root)
     with CaptureQueriesContext(connection) as q:
         assert [u.pk for u in upline(last)] == [u.pk for u in chain[:-1]]
     assert len(q) == 1
+
+
+def test_root_page_and_outsiders(client, operator, family):
+    grandpa, dad = family[0], family[1]
+    client.force_login(operator)
+    html = page(client, User.objects.get(is_system_root=True))
+    assert 'class="member-action"' not in html and "member-summary" not in html  # no actions, no plan
+    assert f'data-member-id="{grandpa.pk}"' in html  # the top of the network
+    client.force_login(dad)  # a member, not staff
+    r = client.get(f"/admin/accounts/user/{dad.pk}/change/")
+    assert r.status_code == 302 and "/admin/login/" in r["Location"]

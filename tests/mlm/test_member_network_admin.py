@@ -119,3 +119,18 @@ def test_list_pages_use_the_display_formats(client, operator, network, url, show
     # Dates on one line: YYYY-MM-DD and the time joined by a no-break space, in a nowrap span.
     if url in ("/admin/mlm/bonus/", "/admin/accounts/ledgerentry/", "/admin/accounts/user/"):
         assert re.search(r'<span class="nowrap" style="white-space:nowrap">\d{4}-\d\d-\d\d\xa0\d\d:\d\d</span>', html)
+
+
+def test_money_detail_pages_use_the_display_formats(client, operator, network):
+    from accounts.models import LedgerEntry
+    from mlm.models import Bonus
+
+    client.force_login(operator)
+    bonus = Bonus.objects.filter(kind="differential").first()
+    entry = LedgerEntry.objects.filter(amount__gt=0).first()
+    for url in (f"/admin/mlm/bonus/{bonus.pk}/change/", f"/admin/accounts/ledgerentry/{entry.pk}/change/"):
+        html = client.get(url).content.decode()
+        # The fields themselves (a linked related row shows its model's own str()).
+        shown = [v for v in re.findall(r'<div class="readonly">(.*?)</div>', html, re.S) if "<a " not in v]
+        assert shown and not any(".00000000" in v for v in shown) and 'name="_save"' not in html, url
+    assert "14%" in client.get(f"/admin/mlm/bonus/{bonus.pk}/change/").content.decode()
