@@ -2,7 +2,7 @@ from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.shortcuts import get_object_or_404, redirect, render
-from django.urls import path, reverse
+from django.urls import path
 
 from common.admin import ReadOnlyAdmin
 from purchases.models import Option, Project, Purchase, Refund
@@ -81,12 +81,12 @@ class PurchaseAdmin(ReadOnlyAdmin):
 
     def refund_view(self, request, pk):
         """One purchase's refund (the member page's "Refund…" link, a GET): the same confirmation
-        page and the same action as the list's; once done, back to the member's page."""
+        page and the same action as the list's; once done, back to the member's page (its purchases come first)."""
         if not self.has_refund_permission(request):
             raise PermissionDenied
         purchase = get_object_or_404(Purchase, pk=pk)
         response = self.refund(request, Purchase.objects.filter(pk=pk))
-        return response or redirect(reverse("admin:accounts_user_change", args=[purchase.user_id]) + "#purchases")
+        return response or redirect("admin:accounts_user_change", purchase.user_id)
 
     @admin.action(description="Refund the selected purchases (shows what is taken back first)",
                   permissions=["refund"])
