@@ -14,8 +14,10 @@ from accounts.models import LedgerEntry, User, Wallet, WalletSettings
 from accounts.selectors import member_by_email_or_referral_code
 from accounts.services import member_create, wallet_deposit_with_status, wallet_transfer_to_member_with_status
 from common.admin import ReadOnlyAdmin
+from common.audit import AuditAdmin
 from common.columns import column
 from common.display import money, rate, when
+from common.exports import MONEY, ExportMixin
 from common.money import format_money
 
 
@@ -225,7 +227,7 @@ class UserAdmin(BaseUserAdmin):
 
 
 @admin.register(WalletSettings)
-class WalletSettingsAdmin(admin.ModelAdmin):
+class WalletSettingsAdmin(AuditAdmin):
     """One row: the transfer bonus rate, the withdrawal minimum and fee (money-lifecycle §3–4)."""
 
     list_display = ("__str__", "bonus_rate", "minimum", "fee", "updated")
@@ -248,16 +250,17 @@ class WalletSettingsAdmin(admin.ModelAdmin):
 
 
 @admin.register(LedgerEntry)
-class LedgerEntryAdmin(ReadOnlyAdmin):
+class LedgerEntryAdmin(ExportMixin, ReadOnlyAdmin):
+    export_fields = [("ID", "id"), ("Created (UTC)", "created_at"), ("Member", "user__email"), ("Wallet", "wallet"),
+                     ("Amount (USD)", "amount", MONEY), ("Balance after (USD)", "balance_after", MONEY),
+                     ("Reason", "reason"), ("Description", "description"), ("Cause", "cause_id"),
+                     ("Idempotency key", "idempotency_key")]
     list_display = ("created", "user", "wallet_col", "amount_col", "balance_col", "reason", "about")
     list_filter = ("wallet", "reason", "created_at")
     search_fields = ("user__email", "idempotency_key", "description", "cause_id")
     list_select_related = ("user",)
     date_hierarchy = "created_at"
-    # The detail page shows the amounts and the date as the list does.
-    fields = ("created", "user", "wallet", "amount_col", "balance_col", "reason", "description",
-              "idempotency_key", "cause_type", "cause_id", "created_by")
-    readonly_fields = fields
+    readonly_fields = [f.name for f in LedgerEntry._meta.fields]
 
     created = column("created_at", when, "date")
     wallet_col = column("wallet", str, "wallet")

@@ -13,6 +13,7 @@ from django.contrib.contenttypes.models import ContentType
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
+from simple_history.models import HistoricalRecords
 
 from common.money import MoneyField
 
@@ -101,6 +102,7 @@ class User(AbstractBaseUser, PermissionsMixin):
         ]
         indexes = [
             models.Index(fields=["path"], name="user_path_idx", opclasses=["varchar_pattern_ops"]),
+            models.Index(fields=["date_joined"], name="user_date_joined_idx"),  # the dashboard's new members
             # A member's direct referrals in id order, a page at a time (the genealogy tree).
             models.Index(fields=["sponsor", "id"], name="user_sponsor_id_idx"),
         ]
@@ -216,6 +218,8 @@ class WalletSettings(models.Model):
     withdrawal_min = MoneyField(default=Decimal("10"), help_text="Smallest withdrawal (USD).")
     withdrawal_fee = MoneyField(default=Decimal("1"), help_text="Flat fee per withdrawal (USD).")
     updated_at = models.DateTimeField(auto_now=True)
+
+    history = HistoricalRecords()  # the audit trail: who changed what, before/after (admin: History)
 
     class Meta:
         verbose_name = "wallet settings"

@@ -18,6 +18,7 @@ from django.contrib import admin
 from django.core.exceptions import ObjectDoesNotExist
 from django.utils.html import format_html
 
+from common import display
 from common.display import EMPTY
 
 
@@ -33,16 +34,19 @@ def value_at(obj, path: str):
     return obj
 
 
+NUMBERS = (display.money, display.tokens, display.rate)
+
+
 def column(path: str, render: Callable, description: str | None = None, *, ordering: str | None = None,
-           empty=EMPTY, nowrap: bool = True):
-    """A list column showing ``render(value)``; kept on one line (a date or an amount never
-    wraps inside itself) unless ``nowrap=False``."""
+           empty=EMPTY, css: str | None = None):
+    """A list column showing ``render(value)`` on one line: numbers (money, tokens, rates) in a
+    ``num`` cell (right-aligned by the back-office's CSS), anything else ``nowrap``."""
+    css = css or ("num" if render in NUMBERS else "nowrap")
 
     @admin.display(description=description or path.rsplit("__", 1)[-1].replace("_", " "),
                    ordering=ordering or path)
     def show(self, obj):
         value = value_at(obj, path)
-        text = empty if value is None else render(value)
-        return format_html('<span class="nowrap" style="white-space:nowrap">{}</span>', text) if nowrap else text
+        return format_html('<span class="{}">{}</span>', css, empty if value is None else render(value))
 
     return show

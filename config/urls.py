@@ -1,5 +1,6 @@
 from django.contrib import admin
 from django.urls import include, path
+from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
 from config.health import health
@@ -13,6 +14,7 @@ api_patterns = [
 ]
 
 urlpatterns = [
+    path("", RedirectView.as_view(pattern_name="admin:index", permanent=False), name="home"),
     path("health/", health, name="health"),
     path("admin/", admin.site.urls),
     path("api/", include(api_patterns)),

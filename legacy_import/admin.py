@@ -21,7 +21,8 @@ from django.shortcuts import redirect, render
 from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 
-from common.admin import ReadOnlyAdmin
+from common import display
+from common.admin import ReadOnlyAdmin, num
 from legacy_import.models import ImportRun, LegacyRecord
 from legacy_import.readers import file_checksum
 from legacy_import.services import legacy_file_import
@@ -76,8 +77,8 @@ class ConfirmForm(forms.Form):
 
 @admin.register(ImportRun)
 class ImportRunAdmin(ReadOnlyAdmin):
-    list_display = ("started_at", "file_name", "created_by", "status", "read", "imported",
-                    "skipped", "failed", "members_created", "short_checksum")
+    list_display = ("started", "file_name", "created_by", "status", "read_n", "imported_n", "skipped_n",
+                    "failed_n", "members_n", "short_checksum")
     list_filter = ("status", "started_at")
     search_fields = ("file_name", "checksum", "created_by__email")
     list_select_related = ("created_by",)
@@ -90,7 +91,31 @@ class ImportRunAdmin(ReadOnlyAdmin):
 
     @admin.display(description="sha256")
     def short_checksum(self, obj):
-        return f"{obj.checksum[:12]}…"
+        return display.short_hash(obj.checksum, head=8, tail=4) if obj.checksum else display.EMPTY
+
+    @admin.display(description="started", ordering="started_at")
+    def started(self, obj):
+        return display.when(obj.started_at)
+
+    @admin.display(description="read", ordering="read")
+    def read_n(self, obj):
+        return num(f"{obj.read:,}")
+
+    @admin.display(description="imported", ordering="imported")
+    def imported_n(self, obj):
+        return num(f"{obj.imported:,}")
+
+    @admin.display(description="skipped", ordering="skipped")
+    def skipped_n(self, obj):
+        return num(f"{obj.skipped:,}")
+
+    @admin.display(description="failed", ordering="failed")
+    def failed_n(self, obj):
+        return num(f"{obj.failed:,}")
+
+    @admin.display(description="new members", ordering="members_created")
+    def members_n(self, obj):
+        return num(f"{obj.members_created:,}")
 
     @staticmethod
     def _table(issues):
@@ -164,9 +189,20 @@ class ImportRunAdmin(ReadOnlyAdmin):
 
 @admin.register(LegacyRecord)
 class LegacyRecordAdmin(ReadOnlyAdmin):
-    list_display = ("legacy_id", "purchase", "run", "line", "created_at")
+    list_display = ("legacy_id", "purchase_link", "run", "line", "created")
     search_fields = ("legacy_id", "purchase__user__email")
     list_select_related = ("purchase__user", "purchase__project", "run")
     raw_id_fields = ("purchase", "run")
     readonly_fields = ("legacy_id", "purchase", "run", "line", "created_at")
 
+    @admin.display(description="purchase", ordering="purchase_id")
+    def purchase_link(self, obj):
+        from django.urls import reverse
+        from django.utils.html import format_html
+
+        url = reverse("admin:purchases_purchase_change", args=[obj.purchase_id])
+        return format_html('<a href="{}">#{}</a> {}', url, obj.purchase_id, obj.purchase.user)
+
+    @admin.display(description="created", ordering="created_at")
+    def created(self, obj):
+        return display.when(obj.created_at)

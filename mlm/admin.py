@@ -16,8 +16,10 @@ from django.utils.http import urlencode
 from accounts.genealogy import upline
 from accounts.models import User
 from common.admin import ReadOnlyAdmin
+from common.audit import AuditAdmin
 from common.columns import column, value_at
 from common.display import money, rate, when
+from common.exports import MONEY, ExportMixin
 from mlm import selectors, services
 from mlm.models import (
     Bonus,
@@ -40,7 +42,7 @@ from purchases.models import Option
 
 
 @admin.register(Rank)
-class RankAdmin(admin.ModelAdmin):
+class RankAdmin(AuditAdmin):
     list_display = ("position", "code", "name", "rate_col", "pv_col", "tv_col", "partners_required")
     ordering = ("position",)
 
@@ -50,7 +52,7 @@ class RankAdmin(admin.ModelAdmin):
 
 
 @admin.register(InvestmentTier)
-class InvestmentTierAdmin(admin.ModelAdmin):
+class InvestmentTierAdmin(AuditAdmin):
     list_display = ("threshold_col", "rate_col")
 
     threshold_col = column("threshold", money, "threshold (T at least)")
@@ -58,7 +60,7 @@ class InvestmentTierAdmin(admin.ModelAdmin):
 
 
 @admin.register(PlanSettings)
-class PlanSettingsAdmin(admin.ModelAdmin):
+class PlanSettingsAdmin(AuditAdmin):
     # The key numbers (the form has them all): fits a 1400 px page.
     list_display = ("__str__", "active_pv", "pioneer_at", "pioneer_pct", "referral_pct", "cap_pct", "pool_pct",
                     "grace_pct", "payout")
@@ -95,22 +97,23 @@ class MonthFilter(admin.SimpleListFilter):
 
 
 @admin.register(Bonus)
-class BonusAdmin(ReadOnlyAdmin):
+class BonusAdmin(ExportMixin, ReadOnlyAdmin):
+    export_fields = [("ID", "id"), ("Created (UTC)", "created_at"), ("Member", "user__email"), ("Kind", "kind"),
+                     ("Amount (USD)", "amount", MONEY), ("Status", "status"), ("Paid (UTC)", "paid_at"),
+                     ("Rate", "rate"), ("Level", "level"), ("Compression", "compression_applied"),
+                     ("Purchase", "purchase_id"), ("Pool run", "pool_run_id"), ("Payout run", "payout_run_id"),
+                     ("Reversed (UTC)", "reversed_at")]
     list_display = ("created", "user", "kind", "amount_col", "status", "rate_col", "cause")
     list_display_links = ("created",)
     list_filter = ("status", "kind", MonthFilter, "payout_run", ("user", admin.RelatedOnlyFieldListFilter))
     search_fields = ("user__email", "=purchase__id")
     list_select_related = ("user", "purchase", "pool_run", "payout_run")
     raw_id_fields = ("user", "purchase", "granted_purchase", "payout_run")
-    fields = ("created", "user", "kind", "amount_col", "rate_col", "level", "compression_applied", "status",
-              "purchase", "pool_run", "granted_purchase", "payout_run", "paid", "reversed")
-    readonly_fields = fields
+    rate_fields = ("rate",)  # the detail page (ReadOnlyAdmin formats the rest)
 
     created = column("created_at", when, "date")
     amount_col = column("amount", money, "amount (USD)")
     rate_col = column("rate", rate, "rate")
-    paid = column("paid_at", when, "paid")
-    reversed = column("reversed_at", when, "cancelled or reversed")
 
     @admin.display(description="cause")
     def cause(self, obj):

@@ -14,6 +14,7 @@ from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
+from simple_history.models import HistoricalRecords
 
 from accounts.models import User
 from common.money import MoneyField
@@ -52,6 +53,8 @@ class Rank(models.Model):
                                                     help_text="Direct referrals active this month.")
     position = models.PositiveIntegerField(unique=True, help_text="Order of the ranks, lowest first.")
 
+    history = HistoricalRecords()  # the audit trail: who changed what, before/after (admin: History)
+
     class Meta:
         ordering = ["position"]
         constraints = [
@@ -65,6 +68,8 @@ class Rank(models.Model):
 class InvestmentTier(models.Model):
     threshold = MoneyField(unique=True, help_text="T (sum of the member's purchases in a project) at least.")
     rate = models.DecimalField(**RATE_DIGITS, help_text="A fraction (0.05 = 5%).")
+
+    history = HistoricalRecords()  # the audit trail: who changed what, before/after (admin: History)
 
     class Meta:
         ordering = ["threshold"]
@@ -115,6 +120,8 @@ class PlanSettings(models.Model):
         default=0, db_default=0, editable=False,
         help_text="Bumped whenever a rank or tier changes: processes reuse their cached plan until then.")
     updated_at = models.DateTimeField(auto_now=True)
+
+    history = HistoricalRecords()  # the audit trail: who changed what, before/after (admin: History)
 
     class Meta:
         verbose_name = "plan settings"

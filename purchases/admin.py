@@ -2,9 +2,12 @@ from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.shortcuts import get_object_or_404, redirect, render
-from django.urls import path
+from django.urls import path, reverse
+from django.utils.html import format_html
 
-from common.admin import ReadOnlyAdmin
+from common import display
+from common.admin import ReadOnlyAdmin, num
+from common.exports import MONEY, ExportMixin
 from purchases.models import Option, Project, Purchase, Refund
 from purchases.selectors import refund_preview
 from purchases.services import purchase_refund
@@ -20,10 +23,14 @@ class OptionInline(admin.TabularInline):
 
 @admin.register(Project)
 class ProjectAdmin(admin.ModelAdmin):
-    list_display = ("name", "is_active", "created_at")
+    list_display = ("name", "is_active", "created")
     list_filter = ("is_active",)
     search_fields = ("name",)
     inlines = [OptionInline]
+
+    @admin.display(description="created", ordering="created_at")
+    def created(self, obj):
+        return display.when(obj.created_at)
 
     def has_delete_permission(self, request, obj=None):
         return False  # purchases point at projects: deactivate instead
@@ -31,10 +38,22 @@ class ProjectAdmin(admin.ModelAdmin):
 
 @admin.register(Option)
 class OptionAdmin(admin.ModelAdmin):
-    list_display = ("name", "project", "pack_shares", "pack_price", "unit_price", "is_active")
+    list_display = ("name", "project", "shares", "pack_price_usd", "unit_price_usd", "is_active")
     list_filter = ("project", "is_active")
     search_fields = ("name", "project__name")
     list_select_related = ("project",)
+
+    @admin.display(description="shares per pack", ordering="pack_shares")
+    def shares(self, obj):
+        return num(f"{obj.pack_shares:,}")
+
+    @admin.display(description="pack price (USD)", ordering="pack_price")
+    def pack_price_usd(self, obj):
+        return num(display.money(obj.pack_price))
+
+    @admin.display(description="per share (USD)")
+    def unit_price_usd(self, obj):
+        return num(display.tokens(obj.unit_price))  # 4 places: a share costs cents
 
     def has_delete_permission(self, request, obj=None):
         return False
@@ -59,14 +78,29 @@ class RefundForm(forms.Form):
 
 
 @admin.register(Purchase)
-class PurchaseAdmin(ReadOnlyAdmin):
-    list_display = ("id", "created_at", "user", "project", "option", "kind", "shares", "price", "is_refunded")
+class PurchaseAdmin(ExportMixin, ReadOnlyAdmin):
+    export_fields = [("ID", "id"), ("Created (UTC)", "created_at"), ("Member", "user__email"),
+                     ("Project", "project__name"), ("Option", "option__name"), ("Kind", "kind"), ("Packs", "packs"),
+                     ("Shares", "shares"), ("Price (USD)", "price", MONEY), ("Refunded (UTC)", "refunded_at")]
+    list_display = ("id", "created", "user", "option", "kind", "shares_count", "price_usd", "is_refunded")
     list_filter = ("kind", RefundedFilter, "project", "created_at")
     search_fields = ("user__email", "idempotency_key", "=id")
     list_select_related = ("user", "project", "option")
     date_hierarchy = "created_at"
     readonly_fields = [f.name for f in Purchase._meta.fields]
     actions = ["refund"]
+
+    @admin.display(description="created", ordering="created_at")
+    def created(self, obj):
+        return display.when(obj.created_at)
+
+    @admin.display(description="shares", ordering="shares")
+    def shares_count(self, obj):
+        return num(f"{obj.shares:,}")
+
+    @admin.display(description="price (USD)", ordering="price")
+    def price_usd(self, obj):
+        return num(display.money(obj.price))
 
     @admin.display(boolean=True, description="refunded")
     def is_refunded(self, obj):
@@ -125,7 +159,20 @@ class PurchaseAdmin(ReadOnlyAdmin):
 
 @admin.register(Refund)
 class RefundAdmin(ReadOnlyAdmin):
-    list_display = ("id", "created_at", "purchase", "amount", "reason", "refunded_by")
+    list_display = ("id", "created", "purchase_link", "amount_usd", "reason", "refunded_by")
     search_fields = ("=purchase__id", "purchase__user__email", "reason")
     list_select_related = ("purchase__user", "purchase__project", "refunded_by")
     date_hierarchy = "created_at"
+
+    @admin.display(description="created", ordering="created_at")
+    def created(self, obj):
+        return display.when(obj.created_at)
+
+    @admin.display(description="purchase", ordering="purchase_id")
+    def purchase_link(self, obj):
+        url = reverse("admin:purchases_purchase_change", args=[obj.purchase_id])
+        return format_html('<a href="{}">#{}</a> {}', url, obj.purchase_id, obj.purchase.user)
+
+    @admin.display(description="amount (USD)", ordering="amount")
+    def amount_usd(self, obj):
+        return num(display.money(obj.amount))

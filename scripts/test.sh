@@ -31,7 +31,7 @@ detect_redis() {
   $PY - <<'PY'
 import os, sys
 import redis
-url = os.environ.get("CELERY_BROKER_URL") or "redis://127.0.0.1:6379/0"
+url = os.environ.get("TEST_REDIS_URL") or os.environ.get("CELERY_BROKER_URL") or "redis://127.0.0.1:6379/0"
 if not url.startswith("redis"):
     sys.exit(1)
 try:

@@ -9,19 +9,34 @@ from django.http import HttpResponseNotAllowed, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 
-from common.admin import ReadOnlyAdmin
+from common import display
+from common.admin import FormattedReadOnlyMixin, ReadOnlyAdmin, num
+from common.audit import AuditAdmin
+from common.exports import MONEY, ExportMixin
 from tokens import schedule as sched
-from tokens import selectors, services
-from tokens.dashboard import chart_svg
+from tokens import selectors, services, settings_schedule
+from tokens.dashboard import chart_svg, treasury
 from tokens.models import BuyOrder, BuyOrderConfig, BuyOrderConfigChange, BuyOrderDashboard, ExchangeRate, Revenue
 
 
 @admin.register(Revenue)
 class RevenueAdmin(ReadOnlyAdmin):
-    list_display = ["id", "source", "amount", "currency", "amount_zar", "recorded_at", "external_ref", "reverses"]
+    list_display = ["id", "recorded", "source", "amount_in_currency", "zar", "external_ref", "reverses"]
     list_filter = ["source", "currency"]
     search_fields = ["external_ref"]
     date_hierarchy = "recorded_at"
+
+    @admin.display(description="recorded", ordering="recorded_at")
+    def recorded(self, obj):
+        return display.when(obj.recorded_at)
+
+    @admin.display(description="amount", ordering="amount")
+    def amount_in_currency(self, obj):
+        return num(display.money(obj.amount, obj.currency))
+
+    @admin.display(description="ZAR", ordering="amount_zar")
+    def zar(self, obj):
+        return num(display.money(obj.amount_zar))
 
 
 class ExchangeRateForm(forms.ModelForm):
@@ -49,9 +64,21 @@ class ExchangeRateAdmin(admin.ModelAdmin):
     """Rates are added, never edited: the newest row for a currency wins."""
 
     form = ExchangeRateForm
-    list_display = ["currency", "rate_to_zar", "valid_from", "note", "created_by", "created_at"]
+    list_display = ["currency", "rate", "valid", "note", "created_by", "created"]
     list_filter = ["currency"]
     search_fields = ["currency", "note"]
+
+    @admin.display(description="ZAR per unit", ordering="rate_to_zar")
+    def rate(self, obj):
+        return num(display.tokens(obj.rate_to_zar))
+
+    @admin.display(description="valid from", ordering="valid_from")
+    def valid(self, obj):
+        return display.when(obj.valid_from)
+
+    @admin.display(description="created", ordering="created_at")
+    def created(self, obj):
+        return display.when(obj.created_at)
 
     def has_change_permission(self, request, obj=None):
         return obj is None and super().has_change_permission(request, obj)
@@ -90,7 +117,7 @@ class BuyOrderConfigForm(forms.ModelForm):
         for field in self.changed_data:
             if field in data:
                 try:
-                    data[field] = services._clean_config_value(field, data[field])
+                    data[field] = settings_schedule.clean_config_value(field, data[field])
                 except ValidationError as exc:
                     self.add_error(field, exc.message_dict.get(field, exc.messages))
         low, high = data.get("min_buy_amount"), data.get("max_buy_amount")
@@ -105,13 +132,34 @@ class BuyOrderConfigForm(forms.ModelForm):
 
 
 @admin.register(BuyOrderConfig)
-class BuyOrderConfigAdmin(admin.ModelAdmin):
+class BuyOrderConfigAdmin(FormattedReadOnlyMixin, AuditAdmin):
     """The one settings row: saved through the service (validated, audited, schedule synced)."""
 
     form = BuyOrderConfigForm
     inlines = [ConfigChangeInline]
-    list_display = ["__str__", "enabled", "revenue_percentage", "execution_schedule", "timezone", "min_buy_amount",
-                    "max_buy_amount", "max_slippage", "disposition", "updated_at"]
+    list_display = ["__str__", "enabled", "percentage", "execution_schedule", "timezone", "min_zar", "max_zar",
+                    "slippage", "disposition", "updated"]
+    rate_fields = ("revenue_percentage", "max_slippage")
+
+    @admin.display(description="revenue share", ordering="revenue_percentage")
+    def percentage(self, obj):
+        return num(display.rate(obj.revenue_percentage))
+
+    @admin.display(description="min buy (ZAR)", ordering="min_buy_amount")
+    def min_zar(self, obj):
+        return num(display.money(obj.min_buy_amount))
+
+    @admin.display(description="max buy (ZAR)", ordering="max_buy_amount")
+    def max_zar(self, obj):
+        return num(display.money(obj.max_buy_amount))
+
+    @admin.display(description="max slippage", ordering="max_slippage")
+    def slippage(self, obj):
+        return num(display.rate(obj.max_slippage))
+
+    @admin.display(description="updated", ordering="updated_at")
+    def updated(self, obj):
+        return display.when(obj.updated_at)
 
     def has_add_permission(self, request):
         return False
@@ -125,14 +173,44 @@ class BuyOrderConfigAdmin(admin.ModelAdmin):
 
 
 @admin.register(BuyOrder)
-class BuyOrderAdmin(ReadOnlyAdmin):
-    list_display = ["id", "created_at", "status", "trigger", "amount", "tokens_received", "price_per_token",
-                    "disposition", "tx_hash", "attempts"]
+class BuyOrderAdmin(ExportMixin, ReadOnlyAdmin):
+    export_fields = [("ID", "id"), ("Created (UTC)", "created_at"), ("Status", "status"), ("Trigger", "trigger"),
+                     ("Period", "period_key"), ("Amount (ZAR)", "amount", MONEY),
+                     ("Quoted price (ZAR/AZR)", "quoted_price"),
+                     ("Expected AZR", "expected_tokens"), ("Minimum AZR", "min_tokens"),
+                     ("AZR received", "tokens_received"), ("Price (ZAR/AZR)", "price_per_token"),
+                     ("Max slippage", "max_slippage"), ("Disposition", "disposition"), ("Transaction", "tx_hash"),
+                     ("Block", "block_number"), ("Gas used", "gas_used"), ("Burn transaction", "burn_tx_hash"),
+                     ("Attempts", "attempts"), ("Error", "error"), ("Completed (UTC)", "completed_at")]
+    list_display = ["id", "created", "status", "trigger", "zar", "azr", "price", "disposition", "transaction"]
+    token_fields = ("quoted_price", "expected_tokens", "min_tokens", "tokens_received", "price_per_token")
+    rate_fields = ("max_slippage",)
+    hash_fields = ("tx_hash", "burn_tx_hash")
     list_filter = ["status", "trigger", "disposition", ("created_at", admin.DateFieldListFilter)]
     search_fields = ["tx_hash", "period_key", "error"]
     date_hierarchy = "created_at"
     actions = ["reconcile"]
     change_list_template = "admin/tokens/buyorder/change_list.html"
+
+    @admin.display(description="created", ordering="created_at")
+    def created(self, obj):
+        return display.when(obj.created_at)
+
+    @admin.display(description="ZAR", ordering="amount")
+    def zar(self, obj):
+        return num(display.money(obj.amount))
+
+    @admin.display(description="AZR", ordering="tokens_received")
+    def azr(self, obj):
+        return num(display.tokens(obj.tokens_received))
+
+    @admin.display(description="ZAR/AZR", ordering="price_per_token")
+    def price(self, obj):
+        return num(display.tokens(obj.price_per_token))
+
+    @admin.display(description="transaction", ordering="tx_hash")
+    def transaction(self, obj):
+        return display.short_hash(obj.tx_hash, reverse("admin:tokens_buyorder_change", args=[obj.pk]))
 
     def get_urls(self):
         return [path("run/", self.admin_site.admin_view(self.run_view), name="tokens_buyorder_run")] + \
@@ -191,6 +269,7 @@ class BuyOrderDashboardAdmin(admin.ModelAdmin):
             "available": selectors.available_revenue(),
             "config": selectors.buy_order_config(),
             "chart": chart_svg(selectors.buy_order_chart_points()),
+            "treasury": treasury(),
             "recent": selectors.buy_order_history(limit=10)[0],
         }
         return TemplateResponse(request, "admin/tokens/dashboard.html", context)

@@ -13,6 +13,7 @@ from django.conf import settings
 from django.db import models
 from django.db.models import F, Q, Value
 from django.utils import timezone
+from simple_history.models import HistoricalRecords
 
 from common.money import MoneyField
 
@@ -59,6 +60,8 @@ class Withdrawal(models.Model):
     rejected_at = models.DateTimeField(null=True, blank=True)
     cancelled_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    history = HistoricalRecords()  # the audit trail: who changed what, before/after (admin: History)
 
     class Meta:
         ordering = ["-created_at", "-id"]

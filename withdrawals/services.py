@@ -166,11 +166,19 @@ def _credit_back(withdrawal: Withdrawal) -> None:
                          description=f"Withdrawal #{withdrawal.pk} {withdrawal.status}: amount returned")])
 
 
+def _audited(withdrawal: Withdrawal, actor: User | None) -> None:
+    """The withdrawal's history row (simple-history) names the operator, also when no request
+    is around (a task, the shell); without an actor the signed-in user of the request is named."""
+    if actor is not None:
+        withdrawal._history_user = actor
+
+
 def withdrawal_approve(*, withdrawal: Withdrawal, approved_by: User | None = None) -> Withdrawal:
     """requested → approved (an operator checked it). ConflictError (409) from any other state."""
     with transaction.atomic():
         w = _locked(withdrawal, allowed=(Withdrawal.Status.REQUESTED,), action="approved")
         w.status, w.approved_by, w.approved_at = Withdrawal.Status.APPROVED, approved_by, timezone.now()
+        _audited(w, approved_by)
         w.save(update_fields=["status", "approved_by", "approved_at"])
         _notify(w, actor_id=_pk(approved_by),
                 message=f"Withdrawal #{w.pk} of {w.amount:,.2f} USD approved: it will be paid with the next "
@@ -191,6 +199,7 @@ def withdrawal_mark_paid(*, withdrawal: Withdrawal, tx_ref: str, paid_by: User |
     with transaction.atomic():
         w = _locked(withdrawal, allowed=(Withdrawal.Status.APPROVED,), action="marked paid")
         w.status, w.tx_ref, w.paid_by, w.paid_at = Withdrawal.Status.PAID, tx_ref, paid_by, timezone.now()
+        _audited(w, paid_by)
         w.save(update_fields=["status", "tx_ref", "paid_by", "paid_at"])
         _notify(w, actor_id=_pk(paid_by),
                 message=f"Withdrawal #{w.pk}: {w.net_amount:,.2f} USD sent to {w.destination} (transaction {tx_ref}).")
@@ -211,6 +220,7 @@ def withdrawal_reject(*, withdrawal: Withdrawal, reason: str, rejected_by: User 
         w = _locked(withdrawal, allowed=Withdrawal.HELD, action="rejected")
         w.status, w.reason = Withdrawal.Status.REJECTED, reason
         w.rejected_by, w.rejected_at = rejected_by, timezone.now()
+        _audited(w, rejected_by)
         w.save(update_fields=["status", "reason", "rejected_by", "rejected_at"])
         _credit_back(w)
         _notify(w, actor_id=_pk(rejected_by),

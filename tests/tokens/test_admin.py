@@ -6,6 +6,7 @@ from decimal import Decimal
 
 import pytest
 
+from common import display
 from tests.factories import UserFactory
 from tokens.models import BuyOrder, BuyOrderConfigChange, ExchangeRate
 from tokens.selectors import buy_order_config, exchange_rate_current
@@ -26,6 +27,8 @@ def settings_form(**overrides):
             "timezone": config.timezone, "min_buy_amount": config.min_buy_amount,
             "max_buy_amount": config.max_buy_amount, "max_slippage": config.max_slippage,
             "disposition": config.disposition, "enabled": "on" if config.enabled else "",
+            "max_price_deviation": config.max_price_deviation, "twap_window_seconds": config.twap_window_seconds,
+            "max_price_impact": config.max_price_impact,
             "changes-TOTAL_FORMS": "0", "changes-INITIAL_FORMS": "0", "changes-MIN_NUM_FORMS": "0",
             "changes-MAX_NUM_FORMS": "1000"}
     data.update(overrides)
@@ -72,8 +75,8 @@ def test_run_button_buys_once_per_period_and_the_dashboard_draws_it(operator_cli
     page = operator_client.get("/admin/tokens/buyorderdashboard/")
     assert page.status_code == 200
     html = page.content.decode()
-    assert "<svg" in html and "<polyline" in html and "<rect" in html
-    assert str(order.tokens_received) in html
+    assert 'data-chart="buybacks"' in html and 'class="mark tokens"' in html and 'class="mark price"' in html
+    assert display.tokens(order.tokens_received) in html  # 4 decimals, not the stored 8
     assert "/admin/tokens/buyorderdashboard/" in operator_client.get("/admin/").content.decode()
     preview = operator_client.get("/admin/tokens/buyorder/?preview=1")
     assert preview.status_code == 200 and b"nothing was written" in preview.content

@@ -1,6 +1,6 @@
-"""`common.display` as template filters: ``{% load display_filters %}`` then
-``{{ p.price|money }}``, ``{{ p.price|money:"USD" }}``, ``{{ qty|tokens }}``, ``{{ r|rate }}``,
-``{{ dt|when }}``."""
+"""Template filters over ``common.display``: ``{% load backoffice %}`` then
+``{{ value|money:"USD" }}``, ``{{ value|tokens:"AZR" }}``, ``{{ value|rate }}``, ``{{ dt|when }}``,
+``{{ hash|short_hash:url }}``."""
 
 from django import template
 
@@ -27,3 +27,8 @@ def rate(value):
 @register.filter
 def when(value):
     return display.when(value)
+
+
+@register.filter
+def short_hash(value, url=None):
+    return display.short_hash(value, url)

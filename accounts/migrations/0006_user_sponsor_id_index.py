@@ -6,8 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('accounts', '0003_money_lifecycle'),
-        ('auth', '0012_alter_user_first_name_max_length'),
+        ('accounts', '0005_user_date_joined_index'),
     ]
 
     operations = [
