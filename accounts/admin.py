@@ -1,16 +1,22 @@
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin.utils import unquote
 from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.http import JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import path, reverse
 from django.utils.html import format_html
+from django.utils.text import Truncator
 
+from accounts import genealogy, member_page
 from accounts.models import LedgerEntry, User, Wallet, WalletSettings
 from accounts.selectors import member_by_email_or_referral_code
 from accounts.services import member_create, wallet_deposit_with_status, wallet_transfer_to_member_with_status
 from common.admin import ReadOnlyAdmin
 from common.audit import AuditAdmin
+from common.columns import column
+from common.display import money, rate, when
 from common.exports import MONEY, ExportMixin
 from common.money import format_money
 
@@ -62,22 +68,27 @@ class MemberCreationForm(forms.ModelForm):
         pass
 
 
+ACCESS_FIELDSET = ("Access", {"classes": ("collapse",),
+                               "fields": ("is_staff", "is_superuser", "groups", "user_permissions"),
+                               "description": "Back-office access: staff status, groups and permissions."})
+
+
 @admin.register(User)
 class UserAdmin(BaseUserAdmin):
+    """The member page: the profile form, then balances, the MLM summary, the upline, the genealogy
+    tree (children on demand) and the member's purchases, ledger, bonuses, withdrawals and rank
+    history (accounts.member_page). The access widgets are for superusers only, folded."""
+
     add_form = MemberCreationForm
     add_fieldsets = ((None, {"fields": ("email", "password", "first_name", "last_name", "sponsor",
                                         "is_staff")}),)
     fieldsets = (
-        (None, {"fields": ("email", "password")}),
-        ("Profile", {"fields": ("first_name", "last_name", "referral_code", "date_joined", "last_login")}),
-        ("Network", {"fields": ("sponsor_link", "depth", "is_system_root")}),
-        ("Wallets", {"fields": ("balance_active", "balance_passive")}),
-        ("Permissions", {"fields": ("is_active", "is_staff", "is_superuser", "groups", "user_permissions")}),
+        ("Login", {"fields": ("email", "password")}),
+        ("Profile", {"fields": (("first_name", "last_name"), "is_active", ("referral_code", "sponsor_link"),
+                                ("joined", "last_seen"))}),
     )
-    readonly_fields = ("sponsor_link", "depth", "is_system_root", "balance_active", "balance_passive",
-                       "date_joined", "last_login", "referral_code")
-    list_display = ("email", "first_name", "last_name", "sponsor", "balance_active", "balance_passive",
-                    "is_staff", "date_joined")
+    readonly_fields = ("sponsor_link", "referral_code", "joined", "last_seen")
+    list_display = ("email", "full_name", "sponsor", "active_balance", "passive_balance", "joined_col")
     list_filter = ("is_staff", "is_active", "is_system_root", "date_joined")
     search_fields = ("email", "first_name", "last_name", "referral_code")
     ordering = ("-date_joined",)
@@ -86,6 +97,27 @@ class UserAdmin(BaseUserAdmin):
     actions = ["deposit_action", "transfer_action"]
     change_form_template = "admin/accounts/user/change_form.html"
 
+    active_balance = column("balance_active", money, "active (USD)")
+    passive_balance = column("balance_passive", money, "passive (USD)")
+    joined_col = column("date_joined", when, "joined")
+
+    def get_fieldsets(self, request, obj=None):
+        if obj is None:
+            return super().get_fieldsets(request, obj)
+        return self.fieldsets + ((ACCESS_FIELDSET,) if request.user.is_superuser else ())
+
+    @admin.display(description="name", ordering="last_name")
+    def full_name(self, obj):
+        return f"{obj.first_name} {obj.last_name}".strip() or "–"
+
+    @admin.display(description="joined")
+    def joined(self, obj):
+        return when(obj.date_joined)
+
+    @admin.display(description="last login")
+    def last_seen(self, obj):
+        return when(obj.last_login)
+
     @admin.display(description="sponsor")
     def sponsor_link(self, obj):
         if obj.sponsor_id is None:
@@ -93,8 +125,33 @@ class UserAdmin(BaseUserAdmin):
         url = reverse("admin:accounts_user_change", args=[obj.sponsor_id])
         return format_html('<a href="{}">{}</a>', url, obj.sponsor)
 
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        member = self.get_object(request, unquote(object_id))
+        if member is not None:
+            name = member.get_full_name()
+            extra_context = {**member_page.context(member, request), "title": name,
+                             "subtitle": member.email if name != member.email else None, **(extra_context or {})}
+        return super().change_view(request, object_id, form_url, extra_context)
+
+    def genealogy_children_view(self, request, pk):
+        """One page (at most 200) of a member's direct referrals, as JSON, for the tree's toggles."""
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        try:
+            offset = int(request.GET.get("offset", "0"))
+            if offset < 0:
+                raise ValueError
+        except ValueError:
+            return JsonResponse({"offset": [{"message": "A whole number, 0 or more.", "code": "invalid"}]},
+                                status=400)
+        if not User.objects.filter(pk=pk).exists():
+            return JsonResponse({"detail": "No such member.", "code": "not_found"}, status=404)
+        return JsonResponse(genealogy.children(parent_id=pk, offset=offset))
+
     def get_urls(self):
-        return [path("<int:pk>/deposit/", self.admin_site.admin_view(self.deposit_view),
+        return [path("genealogy/<int:pk>/children/", self.admin_site.admin_view(self.genealogy_children_view),
+                     name="accounts_user_genealogy_children"),
+                path("<int:pk>/deposit/", self.admin_site.admin_view(self.deposit_view),
                      name="accounts_user_deposit"),
                 path("<int:pk>/transfer/", self.admin_site.admin_view(self.transfer_view),
                      name="accounts_user_transfer")] + super().get_urls()
@@ -173,8 +230,13 @@ class UserAdmin(BaseUserAdmin):
 class WalletSettingsAdmin(AuditAdmin):
     """One row: the transfer bonus rate, the withdrawal minimum and fee (money-lifecycle §3–4)."""
 
-    list_display = ("__str__", "transfer_bonus_rate", "withdrawal_min", "withdrawal_fee", "updated_at")
+    list_display = ("__str__", "bonus_rate", "minimum", "fee", "updated")
     readonly_fields = ("updated_at",)
+
+    bonus_rate = column("transfer_bonus_rate", rate, "transfer bonus")
+    minimum = column("withdrawal_min", money, "withdrawal minimum (USD)")
+    fee = column("withdrawal_fee", money, "withdrawal fee (USD)")
+    updated = column("updated_at", when, "updated")
 
     def changelist_view(self, request, extra_context=None):
         WalletSettings.load()  # the singleton exists, so the list always has the row to edit
@@ -193,9 +255,20 @@ class LedgerEntryAdmin(ExportMixin, ReadOnlyAdmin):
                      ("Amount (USD)", "amount", MONEY), ("Balance after (USD)", "balance_after", MONEY),
                      ("Reason", "reason"), ("Description", "description"), ("Cause", "cause_id"),
                      ("Idempotency key", "idempotency_key")]
-    list_display = ("created_at", "user", "wallet", "amount", "balance_after", "reason", "description")
+    list_display = ("created", "user", "wallet_col", "amount_col", "balance_col", "reason", "about")
     list_filter = ("wallet", "reason", "created_at")
     search_fields = ("user__email", "idempotency_key", "description", "cause_id")
     list_select_related = ("user",)
     date_hierarchy = "created_at"
     readonly_fields = [f.name for f in LedgerEntry._meta.fields]
+
+    created = column("created_at", when, "date")
+    wallet_col = column("wallet", str, "wallet")
+
+    @admin.display(description="description", ordering="description")
+    def about(self, obj):
+        """Long references (``demo:someone@example.com``) break anywhere rather than widen the list."""
+        return format_html('<span style="overflow-wrap:anywhere" title="{}">{}</span>', obj.description,
+                           Truncator(obj.description).chars(60))
+    amount_col = column("amount", money, "amount (USD)")
+    balance_col = column("balance_after", money, "balance after")

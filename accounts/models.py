@@ -103,6 +103,8 @@ class User(AbstractBaseUser, PermissionsMixin):
         indexes = [
             models.Index(fields=["path"], name="user_path_idx", opclasses=["varchar_pattern_ops"]),
             models.Index(fields=["date_joined"], name="user_date_joined_idx"),  # the dashboard's new members
+            # A member's direct referrals in id order, a page at a time (the genealogy tree).
+            models.Index(fields=["sponsor", "id"], name="user_sponsor_id_idx"),
         ]
 
     def __str__(self) -> str:

@@ -1,21 +1,24 @@
 """The back office of the compensation plan."""
 
 from datetime import timedelta
-from decimal import Decimal
 
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import HttpResponseRedirect
-from django.shortcuts import render
+from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
+from django.utils.http import urlencode
 
+from accounts.genealogy import upline
 from accounts.models import User
 from common.admin import ReadOnlyAdmin
 from common.audit import AuditAdmin
+from common.columns import column, value_at
+from common.display import money, rate, when
 from common.exports import MONEY, ExportMixin
 from mlm import selectors, services
 from mlm.models import (
@@ -40,20 +43,36 @@ from purchases.models import Option
 
 @admin.register(Rank)
 class RankAdmin(AuditAdmin):
-    list_display = ("position", "code", "name", "rate", "pv_required", "tv_required", "partners_required")
+    list_display = ("position", "code", "name", "rate_col", "pv_col", "tv_col", "partners_required")
     ordering = ("position",)
+
+    rate_col = column("rate", rate, "differential rate")
+    pv_col = column("pv_required", money, "PV required")
+    tv_col = column("tv_required", money, "TV required")
 
 
 @admin.register(InvestmentTier)
 class InvestmentTierAdmin(AuditAdmin):
-    list_display = ("threshold", "rate")
+    list_display = ("threshold_col", "rate_col")
+
+    threshold_col = column("threshold", money, "threshold (T at least)")
+    rate_col = column("rate", rate, "rate")
 
 
 @admin.register(PlanSettings)
 class PlanSettingsAdmin(AuditAdmin):
-    list_display = ("__str__", "active_min_pv", "pioneer_threshold", "pioneer_limit", "referral_rate",
-                    "branch_cap", "max_levels", "pool_rate", "grace_day", "grace_day_rate", "loyalty_months",
-                    "payout_mode", "payout_day", "updated_at")
+    # The key numbers (the form has them all): fits a 1400 px page.
+    list_display = ("__str__", "active_pv", "pioneer_at", "pioneer_pct", "referral_pct", "cap_pct", "pool_pct",
+                    "grace_pct", "payout")
+
+    active_pv = column("active_min_pv", money, "active at PV")
+    pioneer_at = column("pioneer_threshold", money, "pioneer at")
+    pioneer_pct = column("pioneer_rate", rate, "pioneer bonus")
+    referral_pct = column("referral_rate", rate, "referral bonus")
+    cap_pct = column("branch_cap", rate, "branch cap")
+    pool_pct = column("pool_rate", rate, "global pool")
+    grace_pct = column("grace_day_rate", rate, "Grace Day bonus")
+    payout = column("payout_mode", str, "payout")
 
     def has_add_permission(self, request):
         return not PlanSettings.objects.exists()
@@ -84,17 +103,31 @@ class BonusAdmin(ExportMixin, ReadOnlyAdmin):
                      ("Rate", "rate"), ("Level", "level"), ("Compression", "compression_applied"),
                      ("Purchase", "purchase_id"), ("Pool run", "pool_run_id"), ("Payout run", "payout_run_id"),
                      ("Reversed (UTC)", "reversed_at")]
-    list_display = ("id", "created_at", "user", "kind", "amount", "status", "paid_at", "rate", "level",
-                    "compression_applied", "purchase", "pool_run", "payout_run")
+    list_display = ("created", "user", "kind", "amount_col", "status", "rate_col", "cause")
+    list_display_links = ("created",)
     list_filter = ("status", "kind", MonthFilter, "payout_run", ("user", admin.RelatedOnlyFieldListFilter))
     search_fields = ("user__email", "=purchase__id")
     list_select_related = ("user", "purchase", "pool_run", "payout_run")
     raw_id_fields = ("user", "purchase", "granted_purchase", "payout_run")
+    rate_fields = ("rate",)  # the detail page (ReadOnlyAdmin formats the rest)
+
+    created = column("created_at", when, "date")
+    amount_col = column("amount", money, "amount (USD)")
+    rate_col = column("rate", rate, "rate")
+
+    @admin.display(description="cause")
+    def cause(self, obj):
+        if obj.purchase_id:
+            return format_html('<a href="{}">purchase #{}</a>',
+                               reverse("admin:purchases_purchase_change", args=[obj.purchase_id]), obj.purchase_id)
+        return f"pool {obj.pool_run.month:%Y-%m}" if obj.pool_run_id else "–"
 
 
 @admin.register(RankHistory)
 class RankHistoryAdmin(ReadOnlyAdmin):
-    list_display = ("created_at", "user", "old_rank", "new_rank", "reason", "note", "created_by")
+    list_display = ("created", "user", "old_rank", "new_rank", "reason", "note", "created_by")
+
+    created = column("created_at", when, "date")
     list_filter = ("reason", "new_rank")
     search_fields = ("user__email",)
     list_select_related = ("user", "old_rank", "new_rank", "created_by")
@@ -102,7 +135,17 @@ class RankHistoryAdmin(ReadOnlyAdmin):
 
 @admin.register(PoolRun)
 class PoolRunAdmin(ReadOnlyAdmin):
-    list_display = ("month", "company_volume", "pool", "qualifiers", "share", "remainder", "created_at")
+    list_display = ("month_label", "volume", "pool_col", "qualifiers", "share_col", "remainder_col", "created")
+
+    volume = column("company_volume", money, "company volume")
+    pool_col = column("pool", money, "pool")
+    share_col = column("share", money, "share each")
+    remainder_col = column("remainder", money, "remainder")
+    created = column("created_at", when, "run at")
+
+    @admin.display(description="month", ordering="month")
+    def month_label(self, obj):
+        return f"{obj.month:%Y-%m}"
 
 
 class PayoutMonthForm(forms.Form):
@@ -125,8 +168,11 @@ class PayoutRunAdmin(ReadOnlyAdmin):
     pay (per kind, the largest members), and pay it now. The button calls the same service as
     the beat, so a month is paid once whoever clicks first."""
 
-    list_display = ("month_label", "bonuses", "total", "created_by", "created_at")
+    list_display = ("month_label", "bonuses", "total_col", "created_by", "created")
     list_select_related = ("created_by",)
+
+    total_col = column("total", money, "total (USD)")
+    created = column("created_at", when, "paid at")
     change_list_template = "admin/mlm/payoutrun/change_list.html"
 
     @admin.display(description="month", ordering="month")
@@ -179,7 +225,11 @@ class PayoutRunAdmin(ReadOnlyAdmin):
 
 @admin.register(Notification)
 class NotificationAdmin(ReadOnlyAdmin):
-    list_display = ("created_at", "user", "kind", "amount", "message", "is_read", "emailed_at")
+    list_display = ("created", "user", "kind", "amount_col", "message", "is_read", "emailed")
+
+    created = column("created_at", when, "date")
+    amount_col = column("amount", money, "amount")
+    emailed = column("emailed_at", when, "e-mailed")
     list_filter = ("kind", "is_read")
     search_fields = ("user__email", "message")
     list_select_related = ("user",)
@@ -188,15 +238,6 @@ class NotificationAdmin(ReadOnlyAdmin):
 class SetRankForm(forms.Form):
     rank = forms.ModelChoiceField(queryset=Rank.objects.order_by("position"), to_field_name="code")
     note = forms.CharField(max_length=255, help_text="Why (kept in the rank history).")
-
-
-def _display(key: str, value) -> str:
-    """A summary value for people: money to the cent, the rate as a percentage."""
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    if isinstance(value, Decimal):
-        return f"{value * 100:.2f} %" if key == "rate" else f"{value:,.2f}"
-    return "—" if value is None else str(value)
 
 
 class LoyaltyFilter(admin.SimpleListFilter):
@@ -221,13 +262,14 @@ class LoyaltyFilter(admin.SimpleListFilter):
 
 @admin.register(MemberNetwork)
 class MemberNetworkAdmin(admin.ModelAdmin):
-    """A member's place in the network: stats, upline, direct referrals with branch volumes."""
+    """A member's place in the network: stats, upline, direct referrals with branch volumes.
+    Read-only (no Save): ranks are set on their own page, volumes by the recalculate action."""
 
-    list_display = ("email", "rank", "pv", "fv", "tv", "is_pioneer", "loyalty_streak")
+    list_display = ("email", "rank", "pv", "fv", "tv", "is_pioneer", "loyalty_streak", "member_page_link")
     list_filter = (LoyaltyFilter,)
-    search_fields = ("email",)
+    search_fields = ("email", "first_name", "last_name")
     actions = ["recalculate_volumes", "set_rank"]
-    fields = ("email", "summary", "preview_link", "upline_table", "referrals_table")
+    fields = ("member_page", "summary", "actions_links", "upline_table", "referrals_table")
     readonly_fields = fields
 
     def get_queryset(self, request):
@@ -236,105 +278,134 @@ class MemberNetworkAdmin(admin.ModelAdmin):
     def has_add_permission(self, request):
         return False
 
+    def has_change_permission(self, request, obj=None):
+        return False  # a page to read: no form, no Save buttons (actions have their own permissions)
+
     def has_delete_permission(self, request, obj=None):
         return False
 
-    def _stats(self, obj):
-        return getattr(obj, "mlm_stats", None) if hasattr(obj, "mlm_stats") else None
+    def has_set_rank_permission(self, request):
+        return request.user.has_perm("mlm.add_rankhistory")
 
-    @admin.display(description="rank")
-    def rank(self, obj):
-        s = self._stats(obj)
-        return s.rank.code if s and s.rank else "start"
+    def has_recalculate_permission(self, request):
+        return self.has_view_permission(request)
 
-    @admin.display(description="PV")
-    def pv(self, obj):
-        s = self._stats(obj)
-        return s.pv if s else 0
+    rank = column("mlm_stats__rank__name", str, "rank", empty="start")
+    pv = column("mlm_stats__pv", money, "PV", empty=money(0))
+    fv = column("mlm_stats__fv", money, "FV", empty=money(0))
+    tv = column("mlm_stats__tv", money, "TV", empty=money(0))
+    loyalty_streak = column("mlm_stats__loyalty_streak", str, "Grace Day streak", empty="0")
 
-    @admin.display(description="FV")
-    def fv(self, obj):
-        s = self._stats(obj)
-        return s.fv if s else 0
-
-    @admin.display(description="TV")
-    def tv(self, obj):
-        s = self._stats(obj)
-        return s.tv if s else 0
-
-    @admin.display(description="pioneer", boolean=True)
+    @admin.display(description="pioneer", boolean=True, ordering="mlm_stats__is_pioneer")
     def is_pioneer(self, obj):
-        s = self._stats(obj)
-        return bool(s and s.is_pioneer)
+        return bool(value_at(obj, "mlm_stats__is_pioneer"))
 
-    @admin.display(description="loyalty streak", ordering="mlm_stats__loyalty_streak")
-    def loyalty_streak(self, obj):
-        s = self._stats(obj)
-        return s.loyalty_streak if s else 0
+    @admin.display(description="")
+    def member_page_link(self, obj):
+        return format_html('<a href="{}">member page</a>', reverse("admin:accounts_user_change", args=[obj.pk]))
 
-    @admin.display(description="Preview")
-    def preview_link(self, obj):
-        url = f"{reverse('admin:mlm_purchasepreview_changelist')}?member={obj.pk}"
-        return format_html('<a href="{}">Preview a purchase by this member</a>', url)
+    @admin.display(description="Member page")
+    def member_page(self, obj):
+        return format_html('<a href="{}">{}</a>', reverse("admin:accounts_user_change", args=[obj.pk]),
+                           obj.get_full_name())
 
-    @admin.display(description="Summary")
+    @admin.display(description="Actions")
+    def actions_links(self, obj):
+        preview = f"{reverse('admin:mlm_purchasepreview_changelist')}?{urlencode({'member': obj.email})}"
+        return format_html('<a href="{}">Preview a purchase by this member</a> · <a href="{}">Set rank</a>',
+                           preview, reverse("admin:mlm_membernetwork_set_rank", args=[obj.pk]))
+
+    @admin.display(description="Compensation plan")
     def summary(self, obj):
-        rows = ((key.replace("_", " "), _display(key, value))
-                for key, value in selectors.member_summary(user=obj).items())
-        return format_html("<table>{}</table>", format_html_join("", "<tr><th>{}</th><td>{}</td></tr>", rows))
+        from accounts.member_page import summary_rows
+
+        rows = summary_rows(selectors.member_summary(user=obj))
+        return format_html('<table class="summary">{}</table>',
+                           format_html_join("", "<tr><th>{}</th><td>{}</td></tr>", rows))
 
     @admin.display(description="Upline (sponsor first)")
     def upline_table(self, obj):
-        ids = obj.upline_ids
-        users = User.objects.in_bulk(ids)
-        if not ids:
+        sponsors = list(reversed(upline(obj)))
+        if not sponsors:
             return "— (directly under the root)"
-        return format_html("<ol>{}</ol>", format_html_join("", "<li>{}</li>", ((users[i].email,) for i in ids)))
+        return format_html('<ol id="upline">{}</ol>', format_html_join(
+            "", '<li><a href="{}">{}</a> {} <a href="{}" class="small">(network)</a></li>',
+            ((reverse("admin:accounts_user_change", args=[u.pk]), u.get_full_name(),
+              u.email if u.get_full_name() != u.email else "",
+              reverse("admin:mlm_membernetwork_change", args=[u.pk])) for u in sponsors)))
 
-    @admin.display(description="Direct referrals (branch volume)")
+    @admin.display(description="Direct referrals (branch volume = PV + FV)")
     def referrals_table(self, obj):
         rows = selectors.direct_referrals(user=obj)
         if not rows:
             return "—"
-        return format_html("<table><tr><th>member</th><th>rank</th><th>active</th><th>branch volume</th></tr>"
-                           "{}</table>", format_html_join(
-                               "", "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-                               ((r["email"], r["rank"], "yes" if r["is_active"] else "no", r["branch_volume"])
-                                for r in rows)))
+        return format_html(
+            '<table id="referrals"><tr><th>member</th><th>rank</th><th>active this month</th><th>PV</th>'
+            "<th>FV</th><th>branch volume</th></tr>{}</table>", format_html_join(
+                "", '<tr><td><a href="{}">{}</a></td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>',
+                ((reverse("admin:mlm_membernetwork_change", args=[r["id"]]), r["email"], r["rank"],
+                  "yes" if r["is_active"] else "no", money(r["pv"]), money(r["fv"]), money(r["branch_volume"]))
+                 for r in rows)))
 
-    @admin.action(description="Recalculate volumes (TV, cap, gap) of the selected members")
+    def get_urls(self):
+        return [path("<int:pk>/set-rank/", self.admin_site.admin_view(self.set_rank_view),
+                     name="mlm_membernetwork_set_rank")] + super().get_urls()
+
+    @admin.action(description="Recalculate volumes (TV, cap, gap) of the selected members",
+                  permissions=["recalculate"])
     def recalculate_volumes(self, request, queryset):
         ids = list(queryset.values_list("id", flat=True))
         for user in User.objects.filter(pk__in=ids):
             services.team_volume_recalculate(user=user)
         self.message_user(request, f"Recalculated {len(ids)} member(s).")
 
-    @admin.action(description="Set rank manually (with a reason)")
+    def _rank_apply(self, request, users, form) -> int:
+        done = 0
+        for user in users:
+            try:
+                if services.rank_assign(user=user, rank_code=form.cleaned_data["rank"].code, reason="manual",
+                                        note=form.cleaned_data["note"], created_by=request.user):
+                    done += 1
+            except ValidationError as exc:
+                self.message_user(request, f"{user}: {'; '.join(exc.messages)}", messages.ERROR)
+        return done
+
+    def _rank_page(self, request, form, members, *, action: bool):
+        context = {**self.admin_site.each_context(request), "title": "Set rank", "form": form,
+                   "members": members, "opts": self.model._meta, "action": action,
+                   "action_checkbox_name": admin.helpers.ACTION_CHECKBOX_NAME}
+        return TemplateResponse(request, "admin/mlm/set_rank.html", context)
+
+    @admin.action(description="Set rank manually (with a reason)", permissions=["set_rank"])
     def set_rank(self, request, queryset):
-        if "apply" in request.POST:
-            form = SetRankForm(request.POST)
-            if form.is_valid():
-                done = 0
-                for user in queryset:
-                    try:
-                        if services.rank_assign(user=user, rank_code=form.cleaned_data["rank"].code,
-                                                reason="manual", note=form.cleaned_data["note"],
-                                                created_by=request.user):
-                            done += 1
-                    except ValidationError as exc:
-                        self.message_user(request, f"{user}: {'; '.join(exc.messages)}", messages.ERROR)
-                self.message_user(request, f"Rank changed for {done} member(s).")
-                return None
-        else:
-            form = SetRankForm()
-        return render(request, "admin/mlm/set_rank.html",
-                      {"form": form, "queryset": queryset, "opts": self.model._meta,
-                       "action_checkbox_name": admin.helpers.ACTION_CHECKBOX_NAME})
+        form = SetRankForm(request.POST if "apply" in request.POST else None)
+        if form.is_bound and form.is_valid():
+            done = self._rank_apply(request, queryset, form)
+            self.message_user(request, f"Rank changed for {done} member(s).")
+            return None
+        return self._rank_page(request, form, list(queryset), action=True)
+
+    def set_rank_view(self, request, pk):
+        """The member page's *Set rank*: one member, a rank and why (kept in the rank history)."""
+        if not self.has_set_rank_permission(request):
+            raise PermissionDenied
+        member = get_object_or_404(User, pk=pk, is_system_root=False)
+        form = SetRankForm(request.POST or None)
+        if request.method == "POST" and form.is_valid():
+            if self._rank_apply(request, [member], form):
+                self.message_user(request, f"{member} is now {form.cleaned_data['rank'].name}.", messages.SUCCESS)
+            else:
+                self.message_user(request, f"{member} already has this rank: nothing changed.", messages.WARNING)
+            return HttpResponseRedirect(reverse("admin:accounts_user_change", args=[pk]))
+        return self._rank_page(request, form, [member], action=False)
 
 
 @admin.register(PurchaseProcessing)
 class PurchaseProcessingAdmin(ReadOnlyAdmin):
-    list_display = ("id", "created_at", "user", "kind", "price", "processed")
+    list_display = ("id", "created", "user", "kind", "price_col", "processed")
+
+    created = column("created_at", when, "date")
+    price_col = column("price", money, "price (USD)")
     list_filter = ("kind",)
     search_fields = ("user__email", "=id")
     list_select_related = ("user", "mlm_processed")
@@ -361,7 +432,9 @@ class ProcessedRefundAdmin(ReadOnlyAdmin):
     """Refunds whose clawback ran (volumes, bonuses, pioneer status taken back). A refund not
     listed here is still queued; the sweeper takes it back after MLM_SWEEP_AFTER_MINUTES."""
 
-    list_display = ("refund", "purchase", "processed_at", "was_processed")
+    list_display = ("refund", "purchase", "processed", "was_processed")
+
+    processed = column("processed_at", when, "clawback at")
     list_filter = ("was_processed",)
     search_fields = ("=refund__purchase__id", "refund__purchase__user__email")
     list_select_related = ("refund__purchase__user",)
@@ -373,8 +446,12 @@ class ProcessedRefundAdmin(ReadOnlyAdmin):
 
 @admin.register(MemberStats)
 class MemberStatsAdmin(ReadOnlyAdmin):
-    list_display = ("user", "rank", "pv", "fv", "tv", "is_pioneer", "loyalty_streak")
+    list_display = ("user", "rank", "pv_col", "fv_col", "tv_col", "is_pioneer", "loyalty_streak")
     list_filter = ("rank", "is_pioneer", "loyalty_streak")
+
+    pv_col = column("pv", money, "PV")
+    fv_col = column("fv", money, "FV")
+    tv_col = column("tv", money, "TV")
     search_fields = ("user__email",)
     list_select_related = ("user", "rank")
 

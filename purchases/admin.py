@@ -1,8 +1,8 @@
 from django import forms
 from django.contrib import admin, messages
-from django.core.exceptions import ValidationError
-from django.shortcuts import render
-from django.urls import reverse
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import path, reverse
 from django.utils.html import format_html
 
 from common import display
@@ -109,6 +109,19 @@ class PurchaseAdmin(ExportMixin, ReadOnlyAdmin):
     def has_refund_permission(self, request):
         return request.user.has_perm("purchases.add_refund")
 
+    def get_urls(self):
+        return [path("<int:pk>/refund/", self.admin_site.admin_view(self.refund_view),
+                     name="purchases_purchase_refund")] + super().get_urls()
+
+    def refund_view(self, request, pk):
+        """One purchase's refund (the member page's "Refund…" link, a GET): the same confirmation
+        page and the same action as the list's; once done, back to the member's page (its purchases come first)."""
+        if not self.has_refund_permission(request):
+            raise PermissionDenied
+        purchase = get_object_or_404(Purchase, pk=pk)
+        response = self.refund(request, Purchase.objects.filter(pk=pk))
+        return response or redirect("admin:accounts_user_change", purchase.user_id)
+
     @admin.action(description="Refund the selected purchases (shows what is taken back first)",
                   permissions=["refund"])
     def refund(self, request, queryset):
@@ -133,7 +146,8 @@ class PurchaseAdmin(ExportMixin, ReadOnlyAdmin):
                                           messages.ERROR)
                 if done:
                     self.message_user(request, f"Refunded {done} purchase(s). Volumes, bonuses, options bonuses, "
-                                               "pioneer status and pack-sale revenue are taken back right after.")
+                                               "pioneer status and pack-sale revenue are taken back right after.",
+                                      messages.SUCCESS)
                 return None
         else:
             form = RefundForm()

@@ -9,6 +9,7 @@ import pytest
 from django.core.exceptions import ValidationError
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
+from django.utils.http import urlencode
 
 from mlm.models import Bonus
 from mlm.selectors import purchase_preview, purchase_preview_member
@@ -166,7 +167,7 @@ def test_admin_preview_page_shows_the_rows_and_writes_nothing(line, client, oper
     client.force_login(operator)
     assert "Preview a purchase" in client.get("/admin/mlm/").content.decode()
     network = client.get(f"/admin/mlm/membernetwork/{s.pk}/change/").content.decode()
-    assert f"/admin/mlm/purchasepreview/?member={s.pk}" in network
+    assert f"/admin/mlm/purchasepreview/?{urlencode({'member': s.email})}" in network
     page = client.get(f"/admin/mlm/purchasepreview/?member={s.pk}")
     assert page.status_code == 200 and 'id="purchase-preview"' in page.content.decode()
     assert "preview-bonuses" not in page.content.decode()
