@@ -98,7 +98,8 @@ class PurchaseAdmin(ReadOnlyAdmin):
                                           messages.ERROR)
                 if done:
                     self.message_user(request, f"Refunded {done} purchase(s). Volumes, bonuses, options bonuses, "
-                                               "pioneer status and pack-sale revenue are taken back right after.")
+                                               "pioneer status and pack-sale revenue are taken back right after.",
+                                      messages.SUCCESS)
                 return None
         else:
             form = RefundForm()
