@@ -21,11 +21,12 @@ from pathlib import Path
 
 import pytest
 
+from tests.browser.helpers import wait
+
 CHROMIUM = os.environ.get("CHROMIUM_BIN", "/usr/bin/chromium")
 CHROMEDRIVER = os.environ.get("CHROMEDRIVER_BIN", "/usr/bin/chromedriver")
 MISSING = "Chromium/chromedriver not found: run `make browser`"
 SCREENSHOTS = Path(os.environ.get("BROWSER_SCREENSHOTS") or Path(__file__).resolve().parents[2] / "var" / "screenshots")
-WAIT = 10  # seconds any one thing may take to appear
 
 OPERATOR_EMAIL = "operator@example.com"
 OPERATOR_PASSWORD = "operator-pass-123"  # noqa: S105 - a test login
@@ -156,21 +157,6 @@ def browser(driver, live_server, shoot, downloads):
         leftover.unlink()
     driver.get_log("browser")  # drop the previous test's console
     return driver
-
-
-def wait(browser, condition, timeout: float = WAIT, message: str = ""):
-    from selenium.webdriver.support.ui import WebDriverWait
-
-    return WebDriverWait(browser, timeout).until(condition, message)
-
-
-def css(browser, selector: str, timeout: float = WAIT):
-    """The first element matching `selector`, once it is in the page."""
-    from selenium.webdriver.common.by import By
-    from selenium.webdriver.support import expected_conditions as ec
-
-    return wait(browser, ec.presence_of_element_located((By.CSS_SELECTOR, selector)), timeout,
-                f"no {selector!r} on {browser.current_url}")
 
 
 @pytest.fixture

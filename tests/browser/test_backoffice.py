@@ -16,21 +16,12 @@ try:
 except ImportError:  # not installed: conftest skips these tests with the reason (in CI: fails them)
     By = Select = None
 
-from tests.browser.conftest import OPERATOR_EMAIL, css, wait
+from tests.browser.conftest import OPERATOR_EMAIL
+from tests.browser.helpers import css, drawn_size, severe_console, wait
 
 pytestmark = pytest.mark.browser
 
 CHARTS = ("sales", "bonuses", "buybacks", "ranks")
-
-
-def drawn_size(browser, element) -> tuple[float, float]:
-    rect = browser.execute_script("const r = arguments[0].getBoundingClientRect(); return [r.width, r.height];",
-                                  element)
-    return rect[0], rect[1]
-
-
-def severe_console(browser) -> list[str]:
-    return [entry["message"] for entry in browser.get_log("browser") if entry["level"] == "SEVERE"]
 
 
 def member_url(live_server, user) -> str:
