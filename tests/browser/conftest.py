@@ -114,6 +114,7 @@ def driver(downloads):
 def _save_full_page(browser, path: Path) -> None:
     """A screenshot of the whole page, not only the 1400x1000 window."""
     try:
+        browser.execute_script("window.scrollTo(0, 0);")  # sticky parts (the sidebar) where they start
         size = browser.execute_cdp_cmd("Page.getLayoutMetrics", {})["cssContentSize"]
         shot = browser.execute_cdp_cmd("Page.captureScreenshot", {
             "format": "png", "captureBeyondViewport": True,

@@ -29,4 +29,5 @@ def drawn_size(browser, element) -> tuple[float, float]:
 
 def severe_console(browser) -> list[str]:
     """The browser console's errors since the last call (failed loads, uncaught exceptions)."""
-    return [entry["message"] for entry in browser.get_log("browser") if entry["level"] == "SEVERE"]
+    return [entry["message"] for entry in browser.get_log("browser") if entry["level"] == "SEVERE"
+            and "/favicon.ico " not in entry["message"]]  # asked for by the browser itself, not by a page
