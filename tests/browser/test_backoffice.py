@@ -12,9 +12,10 @@ import pytest
 
 try:
     from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as ec
     from selenium.webdriver.support.ui import Select
 except ImportError:  # not installed: conftest skips these tests with the reason (in CI: fails them)
-    By = Select = None
+    By = Select = ec = None
 
 from tests.browser.conftest import OPERATOR_EMAIL
 from tests.browser.helpers import css, drawn_size, severe_console, wait
@@ -163,7 +164,9 @@ def test_a_refund_goes_through_its_confirmation_page(browser, live_server, login
 
     css(browser, f"input.action-select[value='{purchase.pk}']").click()
     Select(browser.find_element(By.NAME, "action")).select_by_value("refund")
-    browser.find_element(By.CSS_SELECTOR, "#changelist-form button[name=index]").click()
+    go = browser.find_element(By.CSS_SELECTOR, "#changelist-form button[name=index]")
+    go.click()
+    wait(browser, ec.staleness_of(go), message="the refund action did not leave the list")
 
     # The confirmation: what will be taken back, and nothing is written before the operator confirms.
     heading = css(browser, "#content-main h2")
@@ -171,7 +174,9 @@ def test_a_refund_goes_through_its_confirmation_page(browser, live_server, login
     assert not Refund.objects.exists()
     browser.find_element(By.NAME, "reason").send_keys("customer asked, browser test")
     shoot("confirmation")
-    browser.find_element(By.CSS_SELECTOR, "#confirm-refund, form [type=submit][name=apply]").click()
+    confirm = browser.find_element(By.CSS_SELECTOR, "#confirm-refund, form [type=submit][name=apply]")
+    confirm.click()
+    wait(browser, ec.staleness_of(confirm), message="confirming did not leave the confirmation page")
 
     success = css(browser, "ul.messagelist li.success")
     assert "Refunded 1 purchase" in success.text
