@@ -20,12 +20,6 @@ run: install
 test: install
 	./scripts/test.sh $(ARGS)
 
-lint: install
-	$(BIN)/ruff check .
-
-clean:
-	rm -rf $(VENV) var/db.sqlite3 var/celery var/chain.json
-
 # The browser tests' Chromium and chromedriver, from Debian's packages (no downloaded browser builds).
 # Installs them when missing (apt-get: needs root, or sudo); does nothing when both are there.
 .PHONY: browser
@@ -38,3 +32,9 @@ browser:
 	  $$SUDO apt-get update -qq && \
 	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium chromium-driver; \
 	fi
+
+lint: install
+	$(BIN)/ruff check .
+
+clean:
+	rm -rf $(VENV) var/db.sqlite3 var/celery var/chain.json
