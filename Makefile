@@ -37,4 +37,4 @@ lint: install
 	$(BIN)/ruff check .
 
 clean:
-	rm -rf $(VENV) var/db.sqlite3 var/celery var/chain.json
+	rm -rf $(VENV) var/db.sqlite3 var/celery var/chain.json var/chain-journal.jsonl* var/chain-reset.json var/static

@@ -41,7 +41,7 @@ def broker_check() -> str | None:
 
 
 def chain_check() -> str | None:
-    from tokens.services import chain_client
+    from tokens.chain.runtime import chain_client
 
     chain_client().balances()  # the node answers and the treasury's contracts respond
     return None

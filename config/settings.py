@@ -8,6 +8,7 @@ filesystem broker under var/celery/, and the embedded chain. See README
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import dj_database_url
@@ -29,16 +30,51 @@ def env_list(name: str, default: str = "") -> list[str]:
     return [item.strip() for item in os.environ.get(name, default).split(",") if item.strip()]
 
 
+# --- Development or production: DJANGO_ENV ------------------------------------------------
+# `production` refuses to start on an unsafe configuration (below). Anything else is development:
+# with no DJANGO_SECRET_KEY a fixed development key is used and one line on stderr says so
+# (DJANGO_ALLOW_INSECURE_KEY=1 silences it), so `manage.py …` works in a clean shell.
+DJANGO_ENV = os.environ.get("DJANGO_ENV", "development").strip().lower() or "development"
+if DJANGO_ENV not in ("development", "production"):
+    raise ImproperlyConfigured(f"DJANGO_ENV must be 'development' or 'production', not {DJANGO_ENV!r}.")
+PRODUCTION = DJANGO_ENV == "production"
+DEVELOPMENT_SECRET_KEY = "insecure-local-development-key-do-not-use-in-production"  # noqa: S105
+PRODUCTION_MIN_SECRET_KEY_LENGTH = 50
+
 DEBUG = env_bool("DJANGO_DEBUG", False)
-SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY", "")
-if not SECRET_KEY:
-    if not DEBUG and not env_bool("DJANGO_ALLOW_INSECURE_KEY", False):
-        raise ImproperlyConfigured(
-            "Set DJANGO_SECRET_KEY (or DJANGO_DEBUG=1 / DJANGO_ALLOW_INSECURE_KEY=1 for local use)."
-        )
-    SECRET_KEY = "insecure-local-development-key-do-not-use-in-production"  # noqa: S105
-ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", "localhost,127.0.0.1,[::1],testserver")
+SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY", "").strip()
+if not SECRET_KEY and not PRODUCTION:
+    SECRET_KEY = DEVELOPMENT_SECRET_KEY
+    if not env_bool("DJANGO_ALLOW_INSECURE_KEY", False):
+        sys.stderr.write("warning: development settings (no DJANGO_SECRET_KEY; DJANGO_ENV=production refuses "
+                         "this) - see .env.example\n")
+ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", "" if PRODUCTION else "localhost,127.0.0.1,[::1],testserver")
 CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS")
+
+
+def production_problems(secret_key: str, debug: bool, allowed_hosts: list[str]) -> list[str]:
+    """What makes a production configuration unsafe (empty: none). A pure rule, tested alone."""
+    problems = []
+    if not secret_key:
+        problems.append("DJANGO_SECRET_KEY is not set")
+    elif len(secret_key) < PRODUCTION_MIN_SECRET_KEY_LENGTH or len(set(secret_key)) < 5:
+        problems.append(f"DJANGO_SECRET_KEY is shorter than {PRODUCTION_MIN_SECRET_KEY_LENGTH} characters "
+                        "or too repetitive")
+    elif secret_key == DEVELOPMENT_SECRET_KEY or secret_key.startswith("django-insecure"):
+        problems.append("DJANGO_SECRET_KEY is a development key")
+    if debug:
+        problems.append("DJANGO_DEBUG is on")
+    if not allowed_hosts:
+        problems.append("DJANGO_ALLOWED_HOSTS is not set")
+    elif "*" in allowed_hosts:
+        problems.append("DJANGO_ALLOWED_HOSTS contains '*'")
+    return problems
+
+
+if PRODUCTION and (_problems := production_problems(SECRET_KEY, DEBUG, ALLOWED_HOSTS)):
+    raise ImproperlyConfigured(
+        "DJANGO_ENV=production refuses to start: " + "; ".join(_problems)
+        + ". Generate a key with: python -c 'import secrets; print(secrets.token_urlsafe(64))'")
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -66,6 +102,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",  # static files from the WSGI app (gunicorn): right after security
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -122,8 +159,19 @@ USE_I18N = True
 USE_TZ = True
 
 STATIC_URL = "static/"
-STATIC_ROOT = VAR_DIR / "static"
+STATIC_ROOT = Path(os.environ.get("STATIC_ROOT", VAR_DIR / "static"))  # `manage.py collectstatic` fills it
+STATIC_ROOT.mkdir(parents=True, exist_ok=True)  # whitenoise warns about a missing one on every start
 MEDIA_ROOT = VAR_DIR / "media"
+# whitenoise serves the static files from the WSGI app. Production: hashed, compressed files from
+# STATIC_ROOT (run collectstatic on deploy; cached forever). Development: straight from the apps'
+# static folders too (no collectstatic needed), re-read when they change.
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage" if PRODUCTION
+                    else "django.contrib.staticfiles.storage.StaticFilesStorage"},
+}
+WHITENOISE_USE_FINDERS = not PRODUCTION
+WHITENOISE_AUTOREFRESH = DEBUG and not PRODUCTION
 
 # --- E-mail: console by default -------------------------------------------------------------
 EMAIL_BACKEND = os.environ.get("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
@@ -193,7 +241,11 @@ SPECTACULAR_SETTINGS = {
 API_KEY_CUSTOM_HEADER = None  # Authorization: Api-Key <key>
 
 # --- Celery ---------------------------------------------------------------------------------
-CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", "filesystem://")
+CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", "") or "filesystem://localhost/"
+if CELERY_BROKER_URL in ("filesystem://", "memory://"):
+    # The host-less transports: without a hostname kombu warns "No hostname was supplied" on
+    # every connection (web, worker and beat). They ignore it; name one.
+    CELERY_BROKER_URL += "localhost/"
 
 # --- Cache (the API's throttle counters): shared by every process --------------------------
 # CACHE_URL (or REDIS_URL) when set; else the Celery broker when it is Redis; else the

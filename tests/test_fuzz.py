@@ -141,12 +141,12 @@ def _hinted(strategy, hints: dict | None):
 @pytest.fixture
 def chain():
     """The staff role may execute buy-orders: on a fresh embedded chain."""
-    from tokens import services
+    from tokens.chain import runtime
     from tokens.chain.embedded import build_embedded_chain
 
-    services.chain_client_set(build_embedded_chain().client())
+    runtime.chain_client_set(build_embedded_chain().client())
     yield
-    services.chain_client_set(None)
+    runtime.chain_client_set(None)
 
 
 def fuzz(api_schema, app, headers: dict[str, str], hints: dict[str, dict] | None = None) -> list[str]:

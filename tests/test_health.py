@@ -51,7 +51,7 @@ def test_the_chain_down_is_503(client, beating, settings):
     settings.CELERY_BROKER_URL = "memory://"
     from tokens.chain.client import ChainClient
     from tokens.chain.config import ChainConfig
-    from tokens.services import chain_client_set
+    from tokens.chain.runtime import chain_client_set
 
     address = "0x" + "11" * 20
     chain_client_set(ChainClient(ChainConfig(provider_uri="http://127.0.0.1:1", router_address=address,

@@ -11,7 +11,7 @@ from django.urls import path, reverse
 
 from common.admin import ReadOnlyAdmin
 from tokens import schedule as sched
-from tokens import selectors, services
+from tokens import selectors, services, settings_schedule
 from tokens.dashboard import chart_svg
 from tokens.models import BuyOrder, BuyOrderConfig, BuyOrderConfigChange, BuyOrderDashboard, ExchangeRate, Revenue
 
@@ -90,7 +90,7 @@ class BuyOrderConfigForm(forms.ModelForm):
         for field in self.changed_data:
             if field in data:
                 try:
-                    data[field] = services._clean_config_value(field, data[field])
+                    data[field] = settings_schedule.clean_config_value(field, data[field])
                 except ValidationError as exc:
                     self.add_error(field, exc.message_dict.get(field, exc.messages))
         low, high = data.get("min_buy_amount"), data.get("max_buy_amount")

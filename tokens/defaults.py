@@ -13,6 +13,8 @@ from django.utils import timezone
 TASK_NAME = "tokens: scheduled buy-order"
 REVERSALS_SWEEP_NAME = "tokens: sweep refund reversals"
 REVERSALS_SWEEP_TASK = "tokens.pack_sale_reversals_sweep"
+PRICE_TICK_NAME = "tokens: price observations and buy slices"
+PRICE_TICK_TASK = "tokens.price_tick"
 
 
 def seed(apps, schema_editor=None):
@@ -37,6 +39,7 @@ def seed(apps, schema_editor=None):
                                     description="Buys AZR with the available revenue, at most once per "
                                                 "period. Follows the buy-order settings.")
     seed_reversals_sweep(apps)
+    seed_price_tick(apps)
 
 
 def seed_reversals_sweep(apps, schema_editor=None):
@@ -51,3 +54,18 @@ def seed_reversals_sweep(apps, schema_editor=None):
                                 enabled=True,
                                 description="Every 5 minutes: reverses the pack-sale revenue of refunded purchases "
                                             "whose refund message was lost.")
+
+
+def seed_price_tick(apps, schema_editor=None):
+    """The beat row of the price tick (every minute: a price observation for the TWAP, then the
+    due slices and deferred buys of the period), created only when missing."""
+    IntervalSchedule = apps.get_model("django_celery_beat", "IntervalSchedule")
+    PeriodicTask = apps.get_model("django_celery_beat", "PeriodicTask")
+    if PeriodicTask.objects.filter(name=PRICE_TICK_NAME).exists():
+        return  # an operator's edits survive
+    interval = (IntervalSchedule.objects.filter(every=1, period="minutes").first()
+                or IntervalSchedule.objects.create(every=1, period="minutes"))
+    PeriodicTask.objects.create(name=PRICE_TICK_NAME, task=PRICE_TICK_TASK, interval=interval, enabled=True,
+                                description="Every minute: records the pair's cumulative price (the TWAP's "
+                                            "observations), then runs the buy slices that are due and retries "
+                                            "a buy the price guard deferred in this period.")

@@ -105,6 +105,13 @@ class BuyOrderConfig(models.Model):
                                        help_text="A fraction: 0.01 is 1%.")
     disposition = models.CharField(max_length=4, choices=Disposition.choices, default=Disposition.HOLD)
     enabled = models.BooleanField(default=True, help_text="The kill switch: off, nothing is bought.")
+    # The price guard (see tokens.price_guard): the spot must be within max_price_deviation of
+    # the TWAP over twap_window_seconds; each slice of a buy moves the price by at most max_price_impact.
+    max_price_deviation = models.DecimalField(max_digits=5, decimal_places=4, default=Decimal("0.02"),
+                                              help_text="Largest spot/TWAP deviation a buy accepts: 0.02 is 2%.")
+    twap_window_seconds = models.PositiveIntegerField(default=1800, help_text="The TWAP's window, in seconds.")
+    max_price_impact = models.DecimalField(max_digits=5, decimal_places=4, default=Decimal("0.01"),
+                                           help_text="Largest price impact of one slice: 0.01 is 1%.")
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
@@ -120,6 +127,12 @@ class BuyOrderConfig(models.Model):
                                    name="buy_order_config_min_le_max"),
             models.CheckConstraint(condition=Q(disposition__in=["hold", "burn"]),
                                    name="buy_order_config_disposition_known"),
+            models.CheckConstraint(condition=Q(max_price_deviation__gt=0, max_price_deviation__lt=1),
+                                   name="buy_order_config_deviation_range"),
+            models.CheckConstraint(condition=Q(max_price_impact__gt=0, max_price_impact__lt=1),
+                                   name="buy_order_config_impact_range"),
+            models.CheckConstraint(condition=Q(twap_window_seconds__gte=60, twap_window_seconds__lte=86400),
+                                   name="buy_order_config_twap_window_range"),
         ]
 
     def __str__(self) -> str:
@@ -143,10 +156,20 @@ class BuyOrderConfigChange(models.Model):
 
 
 class BuyOrder(models.Model):
+    """A buy: the order, or one slice of it (``parent`` set) when it was split for price impact.
+
+    A split order's row reserves the whole amount while its slices run; when the last one is
+    settled its figures are the sum of its completed slices (the rest is released). Slices are
+    ``planned``, claimed one at a time (``pending``), then ``completed``, ``failed``, or
+    ``cancelled`` when the order stopped before them.
+    """
+
     class Status(models.TextChoices):
+        PLANNED = "planned", "Planned"
         PENDING = "pending", "Pending"
         COMPLETED = "completed", "Completed"
         FAILED = "failed", "Failed"
+        CANCELLED = "cancelled", "Cancelled"
 
     class Trigger(models.TextChoices):
         SCHEDULED = "scheduled", "Scheduled"
@@ -176,19 +199,38 @@ class BuyOrder(models.Model):
                                     related_name="+")
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
     completed_at = models.DateTimeField(null=True, blank=True)
+    # The price guard: the pool's spot and the TWAP when the order (or slice) was sized.
+    spot_price = models.DecimalField(max_digits=40, decimal_places=18, null=True, blank=True)
+    twap_price = models.DecimalField(max_digits=40, decimal_places=18, null=True, blank=True)
+    warning = models.TextField(blank=True, help_text="E.g. the price moved more than expected after a swap.")
+    # Split orders: the order has slice_count; each slice has its parent, index and due time.
+    parent = models.ForeignKey("self", null=True, blank=True, on_delete=models.PROTECT, related_name="slices")
+    slice_index = models.PositiveSmallIntegerField(null=True, blank=True)
+    slice_count = models.PositiveSmallIntegerField(null=True, blank=True)
+    due_at = models.DateTimeField(null=True, blank=True, help_text="A slice runs at the first tick after this.")
+    price_impact = models.DecimalField(max_digits=12, decimal_places=10, null=True, blank=True,
+                                       help_text="The planned price impact of this swap.")
 
     class Meta:
         ordering = ["-created_at", "-id"]
         constraints = [
             models.CheckConstraint(condition=Q(amount__gt=0), name="buy_order_amount_gt_0"),
             models.CheckConstraint(condition=Q(quoted_price__gt=0), name="buy_order_quoted_price_gt_0"),
-            models.CheckConstraint(condition=Q(status__in=["pending", "completed", "failed"]),
+            models.CheckConstraint(condition=Q(status__in=["planned", "pending", "completed", "failed", "cancelled"]),
                                    name="buy_order_status_known"),
             models.CheckConstraint(condition=Q(trigger__in=["scheduled", "manual"]), name="buy_order_trigger_known"),
             models.CheckConstraint(
                 condition=~Q(status="completed")
-                | Q(tokens_received__gt=0, tx_hash__isnull=False, price_per_token__isnull=False),
+                | (Q(tokens_received__gt=0, price_per_token__isnull=False)
+                   & (Q(tx_hash__isnull=False) | Q(slice_count__isnull=False))),
                 name="buy_order_completed_has_receipt"),
+            models.CheckConstraint(condition=Q(parent__isnull=True, slice_index__isnull=True)
+                                   | Q(parent__isnull=False, slice_index__isnull=False, slice_count__isnull=True),
+                                   name="buy_order_slice_has_parent_and_index"),
+            models.CheckConstraint(condition=~Q(status__in=["planned", "cancelled"]) | Q(parent__isnull=False),
+                                   name="buy_order_planned_only_slices"),
+            models.UniqueConstraint(fields=["parent", "slice_index"], condition=Q(parent__isnull=False),
+                                    name="buy_order_slice_unique"),
             models.CheckConstraint(condition=Q(trigger="scheduled") | Q(period_key__isnull=True),
                                    name="buy_order_period_key_only_scheduled"),
             models.UniqueConstraint(fields=["tx_hash"], condition=Q(tx_hash__isnull=False),
@@ -199,7 +241,56 @@ class BuyOrder(models.Model):
         indexes = [models.Index(fields=["status", "created_at"], name="buy_order_status_created_idx")]
 
     def __str__(self) -> str:
+        if self.parent_id:
+            return f"Buy-order #{self.parent_id} slice {self.slice_index + 1} {self.amount} ZAR ({self.status})"
         return f"Buy-order #{self.pk} {self.amount} ZAR ({self.status})"
+
+
+class BuyOrderDeferral(models.Model):
+    """A buy (or a slice) the price guard did not make: why, with both prices. Nothing was spent;
+    the next tick tries again (a scheduled period still buys at most once)."""
+
+    class Code(models.TextChoices):
+        PRICE_DEVIATION = "price_deviation", "Spot too far from the TWAP"
+        TWAP_UNAVAILABLE = "twap_unavailable", "Not enough price observations"
+
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+    trigger = models.CharField(max_length=9, choices=BuyOrder.Trigger.choices)
+    period_key = models.CharField(max_length=100, blank=True)
+    slice_of = models.ForeignKey(BuyOrder, null=True, blank=True, on_delete=models.PROTECT, related_name="deferrals")
+    code = models.CharField(max_length=20, choices=Code.choices)
+    reason = models.TextField()
+    spot_price = models.DecimalField(max_digits=40, decimal_places=18, null=True, blank=True)
+    twap_price = models.DecimalField(max_digits=40, decimal_places=18, null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.created_at:%Y-%m-%d %H:%M} deferred ({self.code})"
+
+
+class PriceObservation(models.Model):
+    """A reading of a V2 pair's oracle at one block: the cumulative price of AZR in the base
+    token (UQ112x112 x seconds, as the pair would have it at that block) and the reserves."""
+
+    pair = models.CharField(max_length=42)
+    block_number = models.PositiveBigIntegerField()
+    block_timestamp = models.PositiveBigIntegerField()
+    price_cumulative = models.DecimalField(max_digits=80, decimal_places=0)
+    reserve_base = models.DecimalField(max_digits=80, decimal_places=0)
+    reserve_azr = models.DecimalField(max_digits=80, decimal_places=0)
+    observed_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-block_timestamp", "-id"]
+        constraints = [
+            models.UniqueConstraint(fields=["pair", "block_number"], name="price_observation_block_unique"),
+        ]
+        indexes = [models.Index(fields=["pair", "-block_timestamp"], name="price_observation_time_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.pair[:10]}… block {self.block_number}"
 
 
 class BuyOrderDashboard(BuyOrder):

@@ -1,6 +1,6 @@
 """Signal receivers of the tokens app: thin, connected in `TokensConfig.ready()`."""
 
-from tokens.services import revenue_record_pack_sale, revenue_record_pack_sales
+from tokens.revenue import revenue_record_pack_sale, revenue_record_pack_sales
 
 
 def record_pack_sale_revenue(sender, *, purchase, **kwargs):

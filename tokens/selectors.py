@@ -33,7 +33,9 @@ def exchange_rate_current(*, currency: str, at: datetime | None = None) -> Excha
 def unspent_revenue() -> Decimal:
     """Σ revenue in ZAR − Σ revenue used by completed or pending buy-orders (two aggregates)."""
     total = Revenue.objects.aggregate(total=Sum("amount_zar"))["total"] or ZERO
-    used = BuyOrder.objects.filter(status__in=USING_STATUSES).aggregate(used=Sum("amount"))["used"] or ZERO
+    # Orders only: a split order's row reserves (then holds) the sum of its slices.
+    used = (BuyOrder.objects.filter(status__in=USING_STATUSES, parent__isnull=True)
+            .aggregate(used=Sum("amount"))["used"] or ZERO)
     return total - used
 
 
@@ -65,7 +67,7 @@ def buy_order_history(*, limit: int = 50, offset: int = 0, status: str | None = 
 
 def buy_order_queryset(*, status: str | None = None, date_from: date | datetime | None = None,
                        date_to: date | datetime | None = None) -> QuerySet[BuyOrder]:
-    rows = BuyOrder.objects.select_related("executed_by").order_by("-created_at", "-id")
+    rows = BuyOrder.objects.filter(parent__isnull=True).select_related("executed_by").order_by("-created_at", "-id")
     if status:
         rows = rows.filter(status=status)
     if date_from is not None:
@@ -78,14 +80,20 @@ def buy_order_queryset(*, status: str | None = None, date_from: date | datetime 
 
 
 def buy_order_metrics() -> dict:
-    """Totals over all revenue and buy-orders, computed by two aggregate queries."""
+    """Totals over all revenue and buy-orders, computed by two aggregate queries.
+
+    A split order counts once, with the sum of its slices (its own row); slices are its
+    executions and are counted apart (``slice_count``), never added to the totals again."""
     completed = Q(status=BuyOrder.Status.COMPLETED)
+    order = Q(parent__isnull=True)
     orders = BuyOrder.objects.aggregate(
-        tokens=Sum("tokens_received", filter=completed),
-        spent=Sum("amount", filter=completed),
-        completed=Count("id", filter=completed),
-        executions=Count("id"),
-        last=Max("created_at"),
+        tokens=Sum("tokens_received", filter=completed & order),
+        spent=Sum("amount", filter=completed & order),
+        completed=Count("id", filter=completed & order),
+        executions=Count("id", filter=order),
+        last=Max("created_at", filter=order),
+        slices=Count("id", filter=~order),
+        slices_completed=Count("id", filter=completed & ~order),
     )
     revenue = Revenue.objects.aggregate(total=Sum("amount_zar"))["total"] or ZERO
     tokens = orders["tokens"] or ZERO
@@ -101,12 +109,14 @@ def buy_order_metrics() -> dict:
         "success_rate": (round_money(Decimal(orders["completed"]) / Decimal(executions), places=Decimal("0.0001"))
                          if executions else None),
         "last_execution_time": orders["last"],
+        "slice_count": orders["slices"],
+        "slices_completed": orders["slices_completed"],
     }
 
 
 def buy_order_chart_points(*, limit: int = 200) -> list[dict]:
     """Completed orders, oldest first (the latest ``limit``): time, tokens, price."""
-    rows = (BuyOrder.objects.filter(status=BuyOrder.Status.COMPLETED)
+    rows = (BuyOrder.objects.filter(status=BuyOrder.Status.COMPLETED, parent__isnull=True)
             .order_by("-completed_at", "-id")
             .values("completed_at", "tokens_received", "price_per_token", "amount")[:limit])
     return list(reversed(list(rows)))

@@ -2,7 +2,8 @@
 
 from celery import shared_task
 
-from tokens.services import PERIODIC_TASK, buy_order_run_scheduled
+from tokens.buy_orders import buy_order_run_scheduled
+from tokens.settings_schedule import PERIODIC_TASK
 
 
 @shared_task(name=PERIODIC_TASK, acks_late=True, ignore_result=False)
@@ -17,7 +18,7 @@ def buy_order_scheduled() -> dict:
              max_retries=5)
 def pack_sale_reverse(refund_id: int) -> int | None:
     """Reverse a refunded purchase's pack-sale revenue (idempotent)."""
-    from tokens.services import revenue_reverse_pack_sale
+    from tokens.revenue import revenue_reverse_pack_sale
 
     record = revenue_reverse_pack_sale(refund_id=refund_id)
     return record.pk if record else None
@@ -26,6 +27,26 @@ def pack_sale_reverse(refund_id: int) -> int | None:
 @shared_task(name="tokens.pack_sale_reversals_sweep", acks_late=True)
 def pack_sale_reversals_sweep() -> int:
     """The beat task: reversals whose message was lost."""
-    from tokens.services import pack_sale_reversals_sweep as sweep
+    from tokens.revenue import pack_sale_reversals_sweep as sweep
 
     return sweep()
+
+
+@shared_task(name="tokens.price_tick", acks_late=True)
+def price_tick() -> dict:
+    """The beat task every minute: a price observation (the TWAP's), then the due buy slices and
+    a retry of a deferred scheduled buy. One failing step does not stop the other."""
+    import logging
+
+    from tokens.buy_slices import buy_order_tick
+    from tokens.observations import price_observe
+
+    log = logging.getLogger(__name__)
+    result: dict = {}
+    try:
+        result["observation"] = price_observe().pk
+    except Exception:
+        log.exception("tokens: the price observation failed")
+        result["observation"] = None
+    result.update(buy_order_tick())
+    return result

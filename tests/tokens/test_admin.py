@@ -26,6 +26,8 @@ def settings_form(**overrides):
             "timezone": config.timezone, "min_buy_amount": config.min_buy_amount,
             "max_buy_amount": config.max_buy_amount, "max_slippage": config.max_slippage,
             "disposition": config.disposition, "enabled": "on" if config.enabled else "",
+            "max_price_deviation": config.max_price_deviation, "twap_window_seconds": config.twap_window_seconds,
+            "max_price_impact": config.max_price_impact,
             "changes-TOTAL_FORMS": "0", "changes-INITIAL_FORMS": "0", "changes-MIN_NUM_FORMS": "0",
             "changes-MAX_NUM_FORMS": "1000"}
     data.update(overrides)

@@ -30,6 +30,8 @@ from tokens.services import (
 )
 from tokens.signals import buy_order_completed
 
+from .conftest import move_spot, swap_azr_for_zar
+
 pytestmark = pytest.mark.django_db
 TRANSFER_TOPIC = Web3.keccak(text="Transfer(address,address,uint256)")
 
@@ -170,8 +172,10 @@ def test_a_successful_swap_matches_the_receipt(config, chain, django_capture_on_
         "completed", result.transaction_hash, mined["blockNumber"], mined["gasUsed"])
     assert order.amount == result.rand_spent == Decimal("700.00")
     assert order.price_per_token == result.price_per_token == (Decimal("700") / received).quantize(Decimal("1e-8"))
-    assert order.quoted_price == quoted.quantize(Decimal("1e-8"))
-    assert order.expected_tokens == (Decimal("700") / order.quoted_price).quantize(Decimal("1e-8"), "ROUND_DOWN")
+    # Sized at the TWAP (a quiet pool: the spot), fee and impact included -- what the spot quote says too.
+    assert order.twap_price and order.spot_price and abs(order.twap_price / order.spot_price - 1) < Decimal("1e-6")
+    assert order.quoted_price == (Decimal("700") / order.expected_tokens).quantize(Decimal("1e-8"))
+    assert abs(order.quoted_price / quoted - 1) < Decimal("0.0001")
     assert order.min_tokens == (order.expected_tokens * Decimal("0.99")).quantize(Decimal("1e-8"), "ROUND_DOWN")
     assert received >= order.min_tokens
     assert order.trigger == "manual" and order.period_key is None and order.completed_at
@@ -217,10 +221,17 @@ def test_burn_disposition_burns_the_bought_tokens(config, chain):
     assert chain.client().balances().azr == azr_before
 
 
+def beyond_the_slippage(chain) -> int:
+    """The spot 1.5% above the TWAP (within the 2% deviation), the slippage 0.5%: the minimum taken
+    from the TWAP is more than the pool gives, and the swap reverts. The AZR the mover bought."""
+    buy_order_config_update(max_slippage="0.005")
+    return move_spot(chain, "0.015")
+
+
 def test_a_reverted_swap_beyond_the_slippage_is_failed_with_its_reason(config, chain, sleeps):
-    # 50 M ZAR moves this pool's price ~2.4%: more than the 1% slippage allowed.
     revenue_track(source="other", amount="50000000")
-    buy_order_config_update(revenue_percentage="1", max_buy_amount="50000000")
+    buy_order_config_update(revenue_percentage="1", max_buy_amount="50000000", max_price_impact="0.5")
+    beyond_the_slippage(chain)
     before = chain.client().balances()
 
     result = buy_order_execute()
@@ -326,8 +337,10 @@ def test_an_unreachable_chain_fails_the_order_when_nothing_was_sent(config, chai
 
 def test_metrics_after_a_mix_of_outcomes(config, chain, django_assert_max_num_queries):
     revenue_track(source="other", amount="50000000")
-    buy_order_config_update(revenue_percentage="1", max_buy_amount="50000000")
+    buy_order_config_update(revenue_percentage="1", max_buy_amount="50000000", max_price_impact="0.5")
+    moved = beyond_the_slippage(chain)
     failed = buy_order_execute()  # 50 M: beyond the slippage, reverted
+    swap_azr_for_zar(chain, moved)
     first = buy_order_execute(amount="1000")
     second = buy_order_execute(amount="3000")
     assert not failed.success and first.success and second.success
@@ -377,6 +390,8 @@ def test_preview_says_what_would_be_bought_and_writes_nothing(config, chain):
                       PeriodicTask.objects.count())
     assert chain.w3.eth.block_number == block
     assert preview["would_execute"] and preview["amount"] == Decimal("700.00")
-    price = chain.client().quote_price().quantize(Decimal("1e-8"))
-    assert preview["price_per_token"] == price
-    assert preview["expected_tokens"] == (Decimal("700") / price).quantize(Decimal("1e-8"), "ROUND_DOWN")
+    price = chain.client().quote_price()
+    assert abs(preview["price_per_token"] / price - 1) < Decimal("0.0001")  # the TWAP of a quiet pool
+    assert preview["price_per_token"] == (Decimal("700") / preview["expected_tokens"]).quantize(Decimal("1e-8"))
+    assert [s["amount"] for s in preview["slices"]] == [Decimal("700.00")]
+    assert preview["slices"][0]["price_impact"] < Decimal("0.000001")

@@ -6,6 +6,7 @@ boundary by a web3 middleware. One embedded chain serves the whole module.
 
 from __future__ import annotations
 
+import ast
 import json
 import os
 import signal
@@ -45,6 +46,7 @@ from tokens.chain.errors import (
     ChainTransportError,
 )
 from tokens.chain.node import ChainNode, start_node
+from tokens.chain.runtime import client_for
 from tokens.chain.units import from_base_units, to_base_units
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -379,7 +381,7 @@ def fresh_embedded_chain() -> Iterator[None]:
 @pytest.mark.usefixtures("fresh_embedded_chain")
 def test_the_embedded_chain_is_one_per_process_until_reset() -> None:
     first = get_embedded_chain()
-    client = ChainClient(ChainConfig())
+    client = client_for(ChainConfig())
 
     assert get_embedded_chain() is first
     assert client.treasury_address == first.treasury_address
@@ -388,6 +390,16 @@ def test_the_embedded_chain_is_one_per_process_until_reset() -> None:
     assert client.balances() == TreasuryBalances(zar=Decimal(100_000_000), azr=Decimal(0), native=Decimal(1000))
     reset_embedded_chain()
     assert get_embedded_chain() is not first
+
+
+def test_the_client_knows_nothing_of_the_embedded_chain() -> None:
+    """The embedded chain builds clients; the runtime chooses between it and a node."""
+    tree = ast.parse((PROJECT_ROOT / "tokens" / "chain" / "client.py").read_text())
+    imported = {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
+    imported |= {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
+    assert not imported & {"tokens.chain.embedded", "tokens.chain.runtime", "tokens.chain"}
+    with pytest.raises(ChainConfigError, match="client_for"):
+        ChainClient(ChainConfig())
 
 
 # --- The local JSON-RPC node ----------------------------------------------------------------

@@ -1,7 +1,7 @@
 """The scheduled buy-order through a real Celery worker on Redis, end to end.
 
 The worker runs in this process (solo pool, its own thread), because the embedded chain
-lives in this process; chain calls are serialized by `tokens.services.chain_lock`.
+lives in this process; chain calls are serialized by `tokens.chain.runtime.chain_lock`.
 """
 
 from __future__ import annotations

@@ -25,7 +25,8 @@ class ConfigSerializer(serializers.ModelSerializer):
     class Meta:
         model = BuyOrderConfig
         fields = ["revenue_percentage", "execution_schedule", "timezone", "min_buy_amount", "max_buy_amount",
-                  "max_slippage", "disposition", "enabled", "updated_at"]
+                  "max_slippage", "disposition", "enabled", "max_price_deviation", "twap_window_seconds",
+                  "max_price_impact", "updated_at"]
         read_only_fields = fields
 
 
@@ -41,6 +42,11 @@ class ConfigUpdateSerializer(serializers.Serializer):
                                             help_text="A fraction: 0.01 is 1% (0 <= s < 1).")
     disposition = serializers.ChoiceField(choices=BuyOrderConfig.Disposition.choices, required=False)
     enabled = serializers.BooleanField(required=False)
+    max_price_deviation = StrictDecimalField(max_digits=5, decimal_places=4, required=False,
+                                             help_text="Largest spot/TWAP deviation: 0.02 is 2% (0 < d < 1).")
+    twap_window_seconds = StrictIntegerField(min_value=60, max_value=86400, required=False)
+    max_price_impact = StrictDecimalField(max_digits=5, decimal_places=4, required=False,
+                                          help_text="Largest price impact of one slice: 0.01 is 1% (0 < i < 1).")
 
 
 class BuyOrderSerializer(serializers.ModelSerializer):
@@ -51,7 +57,8 @@ class BuyOrderSerializer(serializers.ModelSerializer):
         fields = ["id", "status", "trigger", "period_key", "amount", "quoted_price", "expected_tokens",
                   "min_tokens", "max_slippage", "disposition", "tokens_received", "tokens_received_exact",
                   "price_per_token", "tx_hash", "block_number", "gas_used", "burn_tx_hash", "attempts", "error",
-                  "executed_by", "created_at", "completed_at"]
+                  "executed_by", "created_at", "completed_at", "spot_price", "twap_price", "warning",
+                  "slice_count", "price_impact"]
         read_only_fields = fields
 
 
@@ -79,12 +86,23 @@ class MetricsSerializer(serializers.Serializer):
     completed_count = StrictIntegerField()
     success_rate = StrictDecimalField(max_digits=5, decimal_places=4, allow_null=True)
     last_execution_time = serializers.DateTimeField(allow_null=True)
+    slice_count = StrictIntegerField(help_text="Slices of split orders (their executions; not added to the totals).")
+    slices_completed = StrictIntegerField()
 
 
 class AvailableRevenueSerializer(serializers.Serializer):
     available_revenue = StrictDecimalField(max_digits=30, decimal_places=2)
     unspent_revenue = StrictDecimalField(max_digits=30, decimal_places=8)
     revenue_percentage = StrictDecimalField(max_digits=5, decimal_places=4)
+
+
+class PreviewSliceSerializer(serializers.Serializer):
+    index = StrictIntegerField()
+    amount = StrictDecimalField(max_digits=30, decimal_places=8)
+    expected_price = StrictDecimalField(max_digits=30, decimal_places=8)
+    expected_tokens = StrictDecimalField(max_digits=30, decimal_places=8)
+    min_tokens_out = StrictDecimalField(max_digits=30, decimal_places=8)
+    price_impact = StrictDecimalField(max_digits=12, decimal_places=10)
 
 
 class PreviewSerializer(serializers.Serializer):
@@ -98,6 +116,13 @@ class PreviewSerializer(serializers.Serializer):
     min_tokens_out = StrictDecimalField(max_digits=30, decimal_places=8, allow_null=True)
     max_slippage = StrictDecimalField(max_digits=5, decimal_places=4)
     disposition = serializers.CharField()
+    spot_price = StrictDecimalField(max_digits=40, decimal_places=18, allow_null=True)
+    twap_price = StrictDecimalField(max_digits=40, decimal_places=18, allow_null=True)
+    price_deviation = StrictDecimalField(max_digits=12, decimal_places=6, allow_null=True)
+    max_price_deviation = StrictDecimalField(max_digits=5, decimal_places=4)
+    max_price_impact = StrictDecimalField(max_digits=5, decimal_places=4)
+    twap_window_seconds = StrictIntegerField()
+    slices = PreviewSliceSerializer(many=True)
     would_execute = serializers.BooleanField()
     reason = serializers.CharField(allow_blank=True)
 

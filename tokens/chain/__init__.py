@@ -1,16 +1,13 @@
-"""The chain layer of the tokens app: contracts, embedded chain, chain client, local node.
+"""The chain layer of the tokens app: contracts, embedded chain, chain client, local node, and
+the process's runtime (client factory, lock, retries -- :mod:`tokens.chain.runtime`).
+
+The client (:mod:`tokens.chain.client`) knows nothing of the embedded chain; the embedded chain
+builds clients; the runtime chooses between the embedded chain and a node.
 
 Pure Python, no Django models; Django settings are read by ``config_from_settings`` only.
 """
 
-from tokens.chain.client import (
-    BuyReceipt,
-    ChainClient,
-    Disposition,
-    NodeFollowingClient,
-    TreasuryBalances,
-    client_from_settings,
-)
+from tokens.chain.client import BuyReceipt, ChainClient, Disposition, PairState, TreasuryBalances
 from tokens.chain.config import ChainConfig, config_from_settings
 from tokens.chain.embedded import get_embedded_chain, reset_embedded_chain
 from tokens.chain.errors import (
@@ -18,6 +15,15 @@ from tokens.chain.errors import (
     ChainError,
     ChainRevertError,
     ChainTransportError,
+)
+from tokens.chain.runtime import (
+    NodeFollowingClient,
+    chain_client,
+    chain_client_set,
+    chain_lock,
+    client_for,
+    client_from_settings,
+    with_retries,
 )
 
 __all__ = [
@@ -30,9 +36,15 @@ __all__ = [
     "ChainTransportError",
     "Disposition",
     "NodeFollowingClient",
+    "PairState",
     "TreasuryBalances",
+    "chain_client",
+    "chain_client_set",
+    "chain_lock",
+    "client_for",
     "client_from_settings",
     "config_from_settings",
     "get_embedded_chain",
     "reset_embedded_chain",
+    "with_retries",
 ]

@@ -45,7 +45,7 @@ from web3.logs import DISCARD
 from web3.types import BlockData, TxReceipt
 
 from tokens.chain.artifacts import load_artifact
-from tokens.chain.config import ChainConfig, chain_info_path, chain_info_stamp, config_from_settings
+from tokens.chain.config import ChainConfig
 from tokens.chain.errors import (
     ChainConfigError,
     ChainError,
@@ -107,6 +107,25 @@ class BuyReceipt:
 
 
 @dataclass(frozen=True)
+class PairState:
+    """The pair's oracle state at one block, oriented base (ZAR) -> AZR, in base units.
+
+    ``price_cumulative_last`` is the pair's cumulative price of AZR in the base token (its
+    ``price1CumulativeLast`` when AZR is token1, else ``price0CumulativeLast``).
+    """
+
+    pair: ChecksumAddress
+    block_number: int
+    block_timestamp: int
+    reserve_base: int
+    reserve_azr: int
+    price_cumulative_last: int
+    block_timestamp_last: int
+    base_decimals: int
+    azr_decimals: int
+
+
+@dataclass(frozen=True)
 class TreasuryBalances:
     zar: Decimal
     azr: Decimal
@@ -116,28 +135,26 @@ class TreasuryBalances:
 class ChainClient:
     """Quotes and buys AZR for ZAR through a Uniswap V2 compatible router.
 
-    ``config.provider_uri=None`` uses the process-wide embedded chain (addresses and key
-    left ``None`` in the config come from its deployment). ``w3`` replaces the connection
-    (the config must then name the contracts and key).
+    Connects to ``config.provider_uri`` over HTTP, or uses the given ``w3`` (the config must
+    then name the contracts and key). This module knows nothing of the embedded chain:
+    :func:`tokens.chain.runtime.client_for` builds a client for it.
     """
 
     def __init__(self, config: ChainConfig, *, w3: Web3 | None = None) -> None:
         if w3 is None:
             if config.provider_uri is None:
-                from tokens.chain.embedded import get_embedded_chain
-
-                chain = get_embedded_chain()
-                w3 = chain.w3
-                config = _fill_from(config, chain.config())
-            else:
-                w3 = Web3(
-                    Web3.HTTPProvider(
-                        config.provider_uri,
-                        request_kwargs={"timeout": config.request_timeout},
-                        # No hidden retries: the buy-order service retries with its backoff.
-                        exception_retry_configuration=None,
-                    )
+                raise ChainConfigError(
+                    "no provider URI and no connection: the embedded chain's client comes from "
+                    "tokens.chain.runtime.client_for(config)"
                 )
+            w3 = Web3(
+                Web3.HTTPProvider(
+                    config.provider_uri,
+                    request_kwargs={"timeout": config.request_timeout},
+                    # No hidden retries: the buy-order service retries with its backoff.
+                    exception_retry_configuration=None,
+                )
+            )
         self._config = config
         self._w3 = w3
         self._account = _treasury_account(config.treasury_private_key)
@@ -151,6 +168,7 @@ class ChainClient:
         self._nonce_lock = _nonce_lock(self._account.address)
         self._chain_id: int | None = None
         self._decimals: dict[ChecksumAddress, int] = {}
+        self._pair: Contract | None = None
 
     def __repr__(self) -> str:
         return f"<ChainClient {self._endpoint()} treasury={self.treasury_address}>"
@@ -187,6 +205,39 @@ class ChainClient:
             rounding=ROUND_HALF_EVEN,
             context=_PRICE_CONTEXT,
         )
+
+    def pair_state(self) -> PairState:
+        """The pair's reserves and cumulative price at the latest block (one block for all reads).
+
+        The pair is ``config.pair_address``, else the router's ``pair()`` (the project's router);
+        its interface is Uniswap V2's (``getReserves``, ``price0/1CumulativeLast``, ``token0``).
+        """
+        with self._translated("pair state"):
+            pair = self._pair_contract()
+            block = self._w3.eth.get_block("latest")
+            at = block["number"]
+            reserve0, reserve1, timestamp_last = pair.functions.getReserves().call(block_identifier=at)
+            azr_is_token1 = Web3.to_checksum_address(pair.functions.token0().call(block_identifier=at)) \
+                != self._azr.address
+            cumulative = (pair.functions.price1CumulativeLast() if azr_is_token1
+                          else pair.functions.price0CumulativeLast()).call(block_identifier=at)
+            return PairState(
+                pair=pair.address,
+                block_number=at,
+                block_timestamp=block["timestamp"],
+                reserve_base=reserve0 if azr_is_token1 else reserve1,
+                reserve_azr=reserve1 if azr_is_token1 else reserve0,
+                price_cumulative_last=cumulative,
+                block_timestamp_last=timestamp_last,
+                base_decimals=self._token_decimals(self._zar),
+                azr_decimals=self._token_decimals(self._azr),
+            )
+
+    def _pair_contract(self) -> Contract:
+        if self._pair is None:
+            address = self._config.pair_address or self._router.functions.pair().call()
+            self._pair = self._w3.eth.contract(address=_address(address, "pair"), abi=load_artifact("Pair").abi)
+        return self._pair
 
     # --- Buying -------------------------------------------------------------------------
 
@@ -464,70 +515,3 @@ def _address(value: str | None, label: str) -> ChecksumAddress:
     if not value or not Web3.is_address(value):
         raise ChainConfigError(f"the {label} address is missing or malformed: {value!r}")
     return Web3.to_checksum_address(value)
-
-
-def _fill_from(config: ChainConfig, defaults: ChainConfig) -> ChainConfig:
-    """``config`` with its unset contract addresses and key taken from ``defaults``."""
-    names = ("router_address", "azr_token_address", "zar_token_address", "treasury_private_key")
-    return replace(
-        config,
-        **{name: getattr(config, name) or getattr(defaults, name) for name in names},
-    )
-
-
-def client_from_settings() -> ChainClient:
-    """A client for the chain the Django settings point at (the embedded one by default)."""
-    return ChainClient(config_from_settings())
-
-
-class NodeFollowingClient:
-    """The process's chain client, built again when the local node behind it is restarted.
-
-    A restarted local node (``python -m tokens.chain.node``) is a new chain: new contracts and
-    a new treasury key, written to its info file. A client built from the old file signs with
-    a key the new chain never funded ("cannot afford txn gas") until the process restarts. So
-    before handing out the client, :meth:`get` checks the info file's stamp (one ``stat``);
-    when it changed, it reads the configuration again and builds a new client if that differs.
-    While the file is missing (the node is between stop and start) the current client is kept:
-    its calls fail as transport errors, which the buy-order service retries, and the retry
-    gets the new node's client. Without an info file (the embedded chain, or every ``CHAIN_*``
-    setting given) there is nothing to follow. A client given to :meth:`set` is kept as is.
-    """
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._client: ChainClient | None = None
-        self._config: ChainConfig | None = None
-        self._stamp: tuple[int, ...] | None = None
-        self._pinned = False
-
-    def get(self) -> ChainClient:
-        with self._lock:
-            client = self._client
-            if client is not None and self._pinned:
-                return client
-            path = chain_info_path()
-            stamp = chain_info_stamp(path) if path is not None else None
-            if client is not None and (stamp is None or stamp == self._stamp):
-                return client
-            try:
-                config = config_from_settings()
-            except ChainConfigError:
-                if client is None:
-                    raise
-                logger.warning("chain: the info file %s cannot be read now; keeping the current client", path)
-                return client
-            if client is None or config != self._config:
-                if client is not None:
-                    logger.warning("chain: the node's info file %s changed (a restarted node?): a new client "
-                                   "for treasury %s", path, _treasury_account(config.treasury_private_key).address)
-                client = ChainClient(config)
-                self._client, self._config = client, config
-            self._stamp = stamp
-            return client
-
-    def set(self, client: ChainClient | None) -> None:
-        """Use ``client`` as is from now on (tests, an override); ``None`` forgets it."""
-        with self._lock:
-            self._client, self._config, self._stamp = client, None, None
-            self._pinned = client is not None

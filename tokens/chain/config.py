@@ -42,6 +42,8 @@ class ChainConfig:
     azr_token_address: str | None = None
     zar_token_address: str | None = None
     treasury_private_key: str | None = field(default=None, repr=False)
+    # The V2 pair the price oracle reads; None: the router's ``pair()`` (the project's router).
+    pair_address: str | None = None
     burn_address: str = DEFAULT_BURN_ADDRESS
     gas_limit: int = DEFAULT_GAS_LIMIT
     request_timeout: float = 30.0
@@ -82,7 +84,8 @@ def config_from_settings(settings: Any = None) -> ChainConfig:
         info = read_chain_info(info_file)
         from_info = {field: info[key] for field, key in _FROM_INFO_FILE.values()}
         values = {field: value or from_info[field] for field, value in values.items()}
-    return ChainConfig(provider_uri=provider_uri, burn_address=burn_address, gas_limit=gas_limit, **values)
+    return ChainConfig(provider_uri=provider_uri, burn_address=burn_address, gas_limit=gas_limit,
+                       pair_address=_setting(settings, "CHAIN_PAIR_ADDRESS"), **values)
 
 
 def chain_info_path(settings: Any = None) -> Path | None:

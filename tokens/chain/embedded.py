@@ -73,6 +73,7 @@ class EmbeddedChain:
             "router_address": self.router,
             "azr_token_address": self.azr_token,
             "zar_token_address": self.zar_token,
+            "pair_address": self.pair,
             "treasury_private_key": self.treasury_private_key,
         }
         values.update(overrides)

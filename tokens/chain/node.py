@@ -6,7 +6,15 @@ info file that :func:`tokens.chain.config.config_from_settings` reads (mode 0600
 the treasury key of this development chain) and serves until interrupted. The web server
 and the Celery worker then point ``WEB3_PROVIDER_URI`` at it.
 
-For development and tests only: one in-process chain, lost when the node stops.
+With ``--journal var/chain-journal.jsonl`` the chain survives restarts: every write to its
+database is appended to the journal before the node answers, and the next start reopens the
+chain from it (:mod:`tokens.chain.journal`). When the journal cannot be used (other contracts,
+a corrupt file) the node moves it aside, starts a fresh chain, logs a banner and writes a
+reset notice (``chain-reset.json`` next to the journal) saying why; ``make run`` then shows
+the banner and runs ``manage.py chain_reconcile``. Without ``--journal`` the chain is lost
+when the node stops (tests).
+
+For development and tests only: one in-process chain.
 """
 
 from __future__ import annotations
@@ -34,6 +42,7 @@ from web3 import Web3
 
 from tokens.chain.config import write_chain_info
 from tokens.chain.embedded import EmbeddedChain, build_embedded_chain
+from tokens.chain.journal import ChainJournal, open_or_reset
 
 logger = logging.getLogger(__name__)
 
@@ -51,8 +60,10 @@ _MAX_BODY_BYTES = 10 * 1024 * 1024
 class ChainNode:
     """An HTTP JSON-RPC server around one embedded chain, one request at a time."""
 
-    def __init__(self, chain: EmbeddedChain, host: str = "127.0.0.1", port: int = 8545) -> None:
+    def __init__(self, chain: EmbeddedChain, host: str = "127.0.0.1", port: int = 8545,
+                 journal: ChainJournal | None = None) -> None:
         self.chain = chain
+        self.journal = journal
         provider = chain.w3.provider
         # The tester provider's own middleware turns JSON-RPC parameters into eth-tester's
         # and eth-tester's results back: no other middleware.
@@ -94,6 +105,9 @@ class ChainNode:
         connections still open: a client's kept-alive connection must not reach a stopped node."""
         self._server.shutdown()
         self._server.server_close()
+        if self.journal is not None:
+            with self._lock:
+                self.journal.close()
         with self._connections_lock:
             connections = list(self._connections)
         for connection in connections:
@@ -126,7 +140,11 @@ class ChainNode:
             return _error(request_id, INVALID_REQUEST, "params must be an array")
         try:
             with self._lock:
-                response = self._request(request["method"], params)
+                try:
+                    response = self._request(request["method"], params)
+                finally:
+                    if self.journal is not None:
+                        self.journal.flush()  # on disk before anyone hears of it
         except TransactionFailed as exc:
             message = str(exc.args[0]) if exc.args else "execution reverted"
             reason = message.removeprefix("execution reverted").removeprefix(": ")
@@ -210,9 +228,15 @@ def _handler_for(node: ChainNode) -> type[BaseHTTPRequestHandler]:
     return Handler
 
 
-def start_node(host: str, port: int, info_file: str | os.PathLike[str]) -> ChainNode:
-    """Build the embedded chain, bind the server and write the info file; not serving yet."""
-    node = ChainNode(build_embedded_chain(), host, port)
+def start_node(host: str, port: int, info_file: str | os.PathLike[str],
+               journal: str | os.PathLike[str] | None = None) -> ChainNode:
+    """Build the chain -- from ``journal`` when it holds one, else a new one (recorded there when
+    given) -- bind the server and write the info file; not serving yet."""
+    if journal is None:
+        node = ChainNode(build_embedded_chain(), host, port)
+    else:
+        recorded = open_or_reset(Path(journal))
+        node = ChainNode(recorded.chain, host, port, journal=recorded)
     write_chain_info(info_file, node.info())
     return node
 
@@ -222,6 +246,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8545, help="0 picks a free port")
     parser.add_argument("--info-file", type=Path, default=Path("var/chain.json"))
+    parser.add_argument("--journal", type=Path, default=None,
+                        help="keep the chain in this file across restarts (e.g. var/chain-journal.jsonl)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
 
@@ -229,7 +255,7 @@ def main(argv: list[str] | None = None) -> int:
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, stop)
-    node = start_node(args.host, args.port, args.info_file)
+    node = start_node(args.host, args.port, args.info_file, journal=args.journal)
     logger.info(
         "embedded chain %s served at %s; info in %s",
         node.chain.chain_id,

@@ -8,7 +8,13 @@
         Liquidity is added by transferring both tokens to the pair and calling sync().
         The pair issues no liquidity shares: it provides the market of the embedded
         development chain, and its liquidity stays in it.
-        Arithmetic is checked: balances too large for the invariant revert.
+        Arithmetic is checked: balances too large for the invariant revert, and reserves
+        are at most 2**112 - 1 (as in Uniswap V2).
+        Price oracle (as in Uniswap V2): before the reserves change, the pair adds each
+        token's price (the other reserve / its reserve, UQ112x112 fixed point) times the
+        seconds since the last update to price0CumulativeLast / price1CumulativeLast, which
+        wrap around at 2**256 like V2's; blockTimestampLast is the block time mod 2**32.
+        A time-weighted average price is the difference of two readings over their interval.
 """
 
 from ethereum.ercs import IERC20
@@ -30,11 +36,16 @@ event Sync:
 
 FEE_DENOMINATOR: constant(uint256) = 1000
 FEE_NUMERATOR: constant(uint256) = 3
+MAX_RESERVE: constant(uint256) = 2**112 - 1
+Q112: constant(uint256) = 2**112
 
 token0: public(address)
 token1: public(address)
 reserve0: public(uint256)
 reserve1: public(uint256)
+price0CumulativeLast: public(uint256)
+price1CumulativeLast: public(uint256)
+blockTimestampLast: public(uint32)
 
 
 @deploy
@@ -47,8 +58,8 @@ def __init__(token0_: address, token1_: address):
 
 @view
 @external
-def getReserves() -> (uint256, uint256):
-    return (self.reserve0, self.reserve1)
+def getReserves() -> (uint112, uint112, uint32):
+    return (convert(self.reserve0, uint112), convert(self.reserve1, uint112), self.blockTimestampLast)
 
 
 @external
@@ -85,7 +96,7 @@ def swap(amount0Out: uint256, amount1Out: uint256, receiver: address):
     adjusted1: uint256 = balance1 * FEE_DENOMINATOR - amount1In * FEE_NUMERATOR
     assert adjusted0 * adjusted1 >= reserve0 * reserve1 * FEE_DENOMINATOR**2, "K"
 
-    self._update(balance0, balance1)
+    self._update(balance0, balance1, reserve0, reserve1)
     log Swap(
         sender=msg.sender,
         amount0In=amount0In,
@@ -102,11 +113,22 @@ def sync():
     self._update(
         staticcall IERC20(self.token0).balanceOf(self),
         staticcall IERC20(self.token1).balanceOf(self),
+        self.reserve0,
+        self.reserve1,
     )
 
 
 @internal
-def _update(balance0: uint256, balance1: uint256):
+def _update(balance0: uint256, balance1: uint256, reserve0: uint256, reserve1: uint256):
+    assert balance0 <= MAX_RESERVE and balance1 <= MAX_RESERVE, "OVERFLOW"
+    block_timestamp: uint32 = convert(block.timestamp % 2**32, uint32)
+    time_elapsed: uint32 = unsafe_sub(block_timestamp, self.blockTimestampLast)  # wraps, like V2
+    if time_elapsed > 0 and reserve0 != 0 and reserve1 != 0:
+        elapsed: uint256 = convert(time_elapsed, uint256)
+        # (reserve << 112) // reserve < 2**224, times < 2**32: no overflow; the sums wrap.
+        self.price0CumulativeLast = unsafe_add(self.price0CumulativeLast, reserve1 * Q112 // reserve0 * elapsed)
+        self.price1CumulativeLast = unsafe_add(self.price1CumulativeLast, reserve0 * Q112 // reserve1 * elapsed)
+    self.blockTimestampLast = block_timestamp
     self.reserve0 = balance0
     self.reserve1 = balance1
     log Sync(reserve0=balance0, reserve1=balance1)

@@ -14,7 +14,7 @@ from ethereum.ercs import IERC20
 interface IPair:
     def token0() -> address: view
     def token1() -> address: view
-    def getReserves() -> (uint256, uint256): view
+    def getReserves() -> (uint112, uint112, uint32): view
     def swap(amount0Out: uint256, amount1Out: uint256, receiver: address): nonpayable
 
 
@@ -87,9 +87,12 @@ def _amounts_out(
     @return The amounts along the path and whether the swap is token0 -> token1.
     """
     assert len(path) == 2, "INVALID_PATH"
-    reserve0: uint256 = 0
-    reserve1: uint256 = 0
-    reserve0, reserve1 = staticcall IPair(self.pair).getReserves()
+    r0: uint112 = 0
+    r1: uint112 = 0
+    last: uint32 = 0
+    r0, r1, last = staticcall IPair(self.pair).getReserves()
+    reserve0: uint256 = convert(r0, uint256)
+    reserve1: uint256 = convert(r1, uint256)
     if path[0] == self.token0 and path[1] == self.token1:
         return [amount_in, self._amount_out(amount_in, reserve0, reserve1)], True
     if path[0] == self.token1 and path[1] == self.token0:

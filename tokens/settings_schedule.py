@@ -1,0 +1,145 @@
+"""The buy-order settings and the beat schedule that follows them.
+
+``buy_order_config_update`` validates every change (``clean_config_value``), applies it under
+a lock on the settings row, keeps an audit row of the difference, and brings the periodic task
+in line (``buy_order_schedule_sync``).
+"""
+
+from __future__ import annotations
+
+import logging
+from decimal import ROUND_DOWN, Decimal
+
+from django.core.exceptions import ValidationError
+from django.db import transaction
+
+from common.errors import field_error
+from common.money import MONEY_QUANTUM, ZERO, to_decimal, to_money
+from tokens import schedule as sched
+from tokens.models import BuyOrderConfig, BuyOrderConfigChange
+from tokens.selectors import buy_order_config
+
+logger = logging.getLogger(__name__)
+
+PERIODIC_TASK_NAME = "tokens: scheduled buy-order"
+PERIODIC_TASK = "tokens.buy_order_scheduled"
+
+CONFIG_FIELDS = ("revenue_percentage", "execution_schedule", "timezone", "min_buy_amount", "max_buy_amount",
+                 "max_slippage", "disposition", "enabled", "max_price_deviation", "twap_window_seconds",
+                 "max_price_impact")
+TWAP_WINDOW_RANGE = (60, 86400)  # one minute (the observation tick) .. one day
+
+
+def clean_config_value(field: str, value):
+    if field == "revenue_percentage":
+        value = to_decimal(value, field=field)
+        if not (ZERO < value <= 1):
+            raise field_error(field, "The revenue percentage is a fraction: more than 0, at most 1 (100%).",
+                              code="out_of_range")
+        if value != value.quantize(Decimal("0.0001"), rounding=ROUND_DOWN):
+            raise field_error(field, "The revenue percentage has at most 4 decimal places (0.0001 = 0.01%).",
+                              code="max_decimal_places")
+        return value.quantize(Decimal("0.0001"))
+    if field == "max_slippage":
+        value = to_decimal(value, field=field)
+        if not (ZERO <= value < 1):
+            raise field_error(field, "The maximum slippage is a fraction: at least 0, less than 1.",
+                              code="out_of_range")
+        if value != value.quantize(Decimal("0.0001"), rounding=ROUND_DOWN):
+            raise field_error(field, "The maximum slippage has at most 4 decimal places.",
+                              code="max_decimal_places")
+        return value.quantize(Decimal("0.0001"))
+    if field in ("max_price_deviation", "max_price_impact"):
+        label = "maximum price deviation" if field == "max_price_deviation" else "maximum price impact"
+        value = to_decimal(value, field=field)
+        if not (ZERO < value < 1):
+            raise field_error(field, f"The {label} is a fraction: more than 0, less than 1.", code="out_of_range")
+        if value != value.quantize(Decimal("0.0001"), rounding=ROUND_DOWN):
+            raise field_error(field, f"The {label} has at most 4 decimal places.", code="max_decimal_places")
+        return value.quantize(Decimal("0.0001"))
+    if field == "twap_window_seconds":
+        if isinstance(value, bool) or not isinstance(value, int | str):
+            raise field_error(field, "The TWAP window is a whole number of seconds.", code="invalid_integer")
+        text = str(value).strip()
+        if not (text.isascii() and text.isdigit()) or len(text) > 6:
+            raise field_error(field, "The TWAP window is a whole number of seconds.", code="invalid_integer")
+        value = int(text)
+        low, high = TWAP_WINDOW_RANGE
+        if not (low <= value <= high):
+            raise field_error(field, f"The TWAP window is {low} to {high} seconds.", code="out_of_range")
+        return value
+    if field in ("min_buy_amount", "max_buy_amount"):
+        return to_money(value, field=field).quantize(MONEY_QUANTUM)
+    if field == "timezone":
+        sched.validate_timezone(value)
+        return value.strip()
+    if field == "execution_schedule":
+        return sched.normalize_schedule(value)  # fully validated with the timezone below
+    if field == "disposition":
+        if value not in BuyOrderConfig.Disposition.values:
+            raise field_error(field, "The disposition is hold or burn.", code="invalid_choice")
+        return value
+    if field == "enabled":
+        if not isinstance(value, bool):
+            raise field_error(field, "enabled is true or false.", code="invalid_boolean")
+        return value
+    raise field_error(field, f"Unknown setting {field!r}.", code="unknown_setting")
+
+
+def locked_config() -> BuyOrderConfig:
+    """The settings row under ``SELECT ... FOR UPDATE`` (created with the defaults if missing)."""
+    BuyOrderConfig.objects.get_or_create(pk=BuyOrderConfig.SINGLETON_PK)
+    return BuyOrderConfig.objects.select_for_update().get(pk=BuyOrderConfig.SINGLETON_PK)
+
+
+def buy_order_config_update(*, changed_by=None, **changes) -> BuyOrderConfig:
+    """Validate and apply ``changes`` to the settings; keep an audit row; follow with the schedule."""
+    unknown = sorted(set(changes) - set(CONFIG_FIELDS))
+    if unknown:
+        raise ValidationError({name: ValidationError(f"Unknown setting {name!r}.", code="unknown_setting")
+                               for name in unknown}, code="unknown_setting")
+    cleaned = {field: clean_config_value(field, value) for field, value in changes.items()}
+    with transaction.atomic():
+        config = locked_config()
+        diff = {}
+        for field, value in cleaned.items():
+            old = getattr(config, field)
+            if old != value:
+                diff[field] = {"old": str(old), "new": str(value)}
+                setattr(config, field, value)
+        if config.min_buy_amount > config.max_buy_amount:
+            raise field_error("min_buy_amount", "The minimum must not exceed the maximum.", code="min_above_max")
+        config.execution_schedule = sched.validate_schedule(config.execution_schedule, config.timezone)
+        if not diff:
+            return config
+        config.save()
+        BuyOrderConfigChange.objects.create(config=config, changed_by=changed_by, changes=diff)
+        buy_order_schedule_sync(config=config)
+    logger.info("buy-order settings changed by %s: %s", changed_by, diff)
+    return config
+
+
+def buy_order_schedule_sync(*, config: BuyOrderConfig | None = None):
+    """Create or update (never delete) the periodic task so that it follows the settings."""
+    from django_celery_beat.models import CrontabSchedule, PeriodicTask
+
+    config = config or buy_order_config()
+    minute, hour, day_of_month, month_of_year, day_of_week = sched.cron_fields(config.execution_schedule)
+    fields = {"minute": minute, "hour": hour, "day_of_month": day_of_month, "month_of_year": month_of_year,
+              "day_of_week": day_of_week, "timezone": config.timezone}
+    crontab = CrontabSchedule.objects.filter(**fields).order_by("id").first() \
+        or CrontabSchedule.objects.create(**fields)
+    task = PeriodicTask.objects.filter(name=PERIODIC_TASK_NAME).first()
+    if task is None:
+        task = PeriodicTask(name=PERIODIC_TASK_NAME, description="Buys AZR with the available revenue, at most "
+                                                                 "once per period. Follows the buy-order settings.")
+    changed = (task.pk is None or task.crontab_id != crontab.pk or task.task != PERIODIC_TASK
+               or task.enabled != config.enabled or task.interval_id or task.solar_id or task.clocked_id)
+    if changed:
+        task.task = PERIODIC_TASK
+        task.crontab = crontab
+        task.interval = task.solar = task.clocked = None
+        task.enabled = config.enabled
+        task.save()
+    return task
+
