@@ -188,15 +188,18 @@ def operator(transactional_db):
 
 @pytest.fixture
 def chain(transactional_db, monkeypatch):
-    """A fresh embedded chain, used by the live server's threads too (they share the process)."""
-    from tokens import services
+    """A fresh embedded chain with a quiet price window behind it (the buy's TWAP guard has a
+    reference), used by the live server's threads too (they share the process)."""
+    from tests.tokens.conftest import warm_twap
+    from tokens.chain import runtime
     from tokens.chain.embedded import build_embedded_chain
 
-    monkeypatch.setattr(services, "retry_sleep", lambda seconds: None)
+    monkeypatch.setattr(runtime, "retry_sleep", lambda seconds: None)
     chain = build_embedded_chain()
-    services.chain_client_set(chain.client())
+    runtime.chain_client_set(chain.client())
+    warm_twap(chain)
     yield chain
-    services.chain_client_set(None)
+    runtime.chain_client_set(None)
 
 
 @pytest.fixture
