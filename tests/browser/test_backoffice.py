@@ -12,10 +12,11 @@ import pytest
 
 try:
     from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
     from selenium.webdriver.support import expected_conditions as ec
     from selenium.webdriver.support.ui import Select
 except ImportError:  # not installed: conftest skips these tests with the reason (in CI: fails them)
-    By = Select = ec = None
+    By = Keys = Select = ec = None
 
 from tests.browser.conftest import OPERATOR_EMAIL
 from tests.browser.helpers import css, drawn_size, severe_console, wait
@@ -200,40 +201,67 @@ def downloaded(downloads, suffix: str, timeout: float = 15):
     raise AssertionError(f"no {suffix} file downloaded: {[p.name for p in downloads.iterdir()]}")
 
 
-def test_a_filtered_purchases_list_exports_only_its_rows_as_csv(browser, live_server, login, network, downloads,
-                                                                shoot):
-    from purchases.models import Purchase
+def export(browser, downloads, fmt: str) -> tuple[list[str], list[list[str]]]:
+    """Click the list's `fmt` export link; the downloaded file's header and (non-empty) rows, as text."""
+    for old in downloads.iterdir():
+        old.unlink()
+    css(browser, f"a.export-link[data-format='{fmt}']").click()
+    path = downloaded(downloads, f".{fmt}")
+    if fmt == "csv":
+        rows = list(csv.reader(io.StringIO(path.read_text(encoding="utf-8-sig"))))
+    else:
+        import openpyxl
 
-    aquix = network["projects"]["AQUIX"]
-    expected = set(Purchase.objects.filter(project=aquix).values_list("pk", flat=True))
-    others = Purchase.objects.exclude(project=aquix)
-    assert expected and others.exists()
-    login()
-    browser.get(live_server.url + "/admin/purchases/purchase/")
+        sheet = openpyxl.load_workbook(path, read_only=True).worksheets[0]
+        rows = [["" if v is None else str(v) for v in row] for row in sheet.iter_rows(values_only=True)]
+    return rows[0], [r for r in rows[1:] if any(cell.strip() for cell in r)]
 
-    css(browser, "#changelist-filter")
-    browser.find_element(By.XPATH, "//*[@id='changelist-filter']//a[normalize-space()='AQUIX']").click()
-    wait(browser, lambda b: f"project__id__exact={aquix.pk}" in b.current_url)
-    export = css(browser, "a.export-link[data-format='csv']")
-    assert f"project__id__exact={aquix.pk}" in export.get_attribute("href")
-    assert f"project__id__exact={aquix.pk}" in css(browser, "a.export-link[data-format='xlsx']").get_attribute("href")
-    shoot("filtered-list")
-    export.click()
 
-    text = downloaded(downloads, ".csv").read_text(encoding="utf-8-sig")
-    rows = list(csv.reader(io.StringIO(text)))
-    header, body = rows[0], [r for r in rows[1:] if any(cell.strip() for cell in r)]
-    assert len(body) == len(expected), text
+def assert_exported(header, body, purchases, *, absent_emails=(), absent_words=()):
+    """The export holds exactly `purchases`: as many rows, the same ids (when a column is the id), their
+    buyers, and none of `absent_emails` / `absent_words`."""
+    text = "\n".join(",".join(r) for r in body)
+    assert len(body) == len(purchases), text
     id_column = next((i for i, h in enumerate(header) if h.strip().lower() in ("id", "#", "purchase", "purchase id")),
                      None)
     if id_column is not None:
-        assert {int(r[id_column]) for r in body} == expected, text
-    assert "JETUP" not in text, "a row of the other project is in the export"
-    for purchase in Purchase.objects.filter(project=aquix).select_related("user"):
-        assert purchase.user.email in text, f"{purchase.user.email}'s purchase is not in the export"
-    for purchase in others.select_related("user").exclude(user__in=Purchase.objects.filter(project=aquix)
-                                                          .values("user")):
-        assert purchase.user.email not in text, f"{purchase.user.email} is not in the filtered list"
+        assert {int(float(r[id_column])) for r in body} == {p.pk for p in purchases}, text
+    for purchase in purchases:
+        assert purchase.user.email in text, f"{purchase.user.email}'s purchase #{purchase.pk} is not in the export"
+    for word in (*absent_emails, *absent_words):
+        assert word not in text, f"{word!r} is in the export, not in the list"
+
+
+def test_a_filtered_and_searched_list_exports_only_its_rows(browser, live_server, login, network, downloads, shoot):
+    from purchases.models import Purchase
+
+    aquix = network["projects"]["AQUIX"]
+    in_aquix = list(Purchase.objects.filter(project=aquix).select_related("user"))
+    buyers = {p.user.email for p in in_aquix}
+    outsiders = set(Purchase.objects.exclude(user__email__in=buyers).values_list("user__email", flat=True))
+    assert in_aquix and outsiders
+    login()
+    browser.get(live_server.url + "/admin/purchases/purchase/")
+
+    # A filter: the export links carry it, and the CSV holds the filtered rows only.
+    css(browser, "#changelist-filter")
+    browser.find_element(By.XPATH, "//*[@id='changelist-filter']//a[normalize-space()='AQUIX']").click()
+    wait(browser, lambda b: f"project__id__exact={aquix.pk}" in b.current_url)
+    for fmt in ("csv", "xlsx"):
+        href = css(browser, f"a.export-link[data-format='{fmt}']").get_attribute("href")
+        assert f"project__id__exact={aquix.pk}" in href, href
+    shoot("filtered-list")
+    assert_exported(*export(browser, downloads, "csv"), in_aquix, absent_emails=outsiders, absent_words=["JETUP"])
+
+    # The filter and a search: both exports hold what the list shows.
+    search = browser.find_element(By.ID, "searchbar")
+    search.send_keys("carol", Keys.ENTER)
+    wait(browser, lambda b: "q=carol" in b.current_url and f"project__id__exact={aquix.pk}" in b.current_url)
+    carols = [p for p in in_aquix if p.user.email == "carol@example.com"]
+    assert carols and len(carols) < len(in_aquix)
+    others = (buyers | outsiders) - {"carol@example.com"}
+    assert_exported(*export(browser, downloads, "csv"), carols, absent_emails=others, absent_words=["JETUP"])
+    assert_exported(*export(browser, downloads, "xlsx"), carols, absent_emails=others, absent_words=["JETUP"])
 
 
 # --- The API docs, offline ---------------------------------------------------------------------------
