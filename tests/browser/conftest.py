@@ -5,8 +5,8 @@
 - The browser reaches nothing but the live server: every other host name fails to resolve, so a page
   that needs the internet (a CDN) shows it.
 - Every test leaves a full-page screenshot in $BROWSER_SCREENSHOTS (default: var/screenshots/):
-  `<test>.png` at its end (`<test>-FAILED.png` when it failed) and `<test>--<step>.png` for the steps
-  it shoots on the way.
+  `<test>.png` at its end (`<test>-FAILED.png` and `-FAILED.html` when it failed) and
+  `<test>--<step>.png` for the steps it shoots on the way. A run first removes the previous run's.
 """
 
 from __future__ import annotations
@@ -129,24 +129,30 @@ def _safe(name: str) -> str:
     return re.sub(r"[^\w.-]+", "_", name).strip("_")
 
 
-@pytest.fixture
-def shoot(request, driver):
-    """`shoot("step")` saves the page now; the test's last page is saved after it, pass or fail."""
+@pytest.fixture(scope="session")
+def screenshots() -> Path:
+    """The screenshots folder, emptied of the previous run's test shots (only those) once per session."""
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    for old in [*SCREENSHOTS.glob("test_*.png"), *SCREENSHOTS.glob("test_*-FAILED.html")]:
+        old.unlink()
+    return SCREENSHOTS
+
+
+@pytest.fixture
+def shoot(request, driver, screenshots):
+    """`shoot("step")` saves the page now; the test's last page is saved after it, pass or fail."""
     name = _safe(request.node.name)
 
     def take(step: str) -> Path:
-        path = SCREENSHOTS / f"{name}--{_safe(step)}.png"
+        path = screenshots / f"{name}--{_safe(step)}.png"
         _save_full_page(driver, path)
         return path
 
     yield take
     failed = getattr(request.node, "browser_failed", False)
-    for stale in SCREENSHOTS.glob(f"{name}-FAILED.*"):
-        stale.unlink()
-    _save_full_page(driver, SCREENSHOTS / f"{name}{'-FAILED' if failed else ''}.png")
+    _save_full_page(driver, screenshots / f"{name}{'-FAILED' if failed else ''}.png")
     if failed:
-        (SCREENSHOTS / f"{name}-FAILED.html").write_text(driver.page_source)
+        (screenshots / f"{name}-FAILED.html").write_text(driver.page_source)
 
 
 @pytest.fixture
