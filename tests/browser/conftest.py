@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import base64
+import io
 import os
 import re
 import shutil
@@ -217,7 +218,7 @@ def network(transactional_db, operator):
     from accounts.models import User
     from purchases.models import Project
 
-    call_command("seed_demo", stdout=open(os.devnull, "w"))  # noqa: SIM115
+    call_command("seed_demo", stdout=io.StringIO())
     members = {u.email.split("@")[0]: u for u in User.objects.filter(email__endswith="@example.com")}
     projects = {p.name: p for p in Project.objects.all()}
     return {**members, "projects": projects}
