@@ -94,15 +94,19 @@ class Sizing:
 def sizing(amount: Decimal, *, reading: GuardReading, max_slippage: Decimal,
            given_price: Decimal | None = None) -> Sizing:
     """The expected output at the TWAP (fee and the swap's own impact included) -- or at the
-    operator's given price -- and the minimum ``expected x (1 - max slippage)``. Never the spot."""
+    operator's given price -- and the minimum ``expected x (1 - max slippage)``. Never the spot.
+    The operator's price is a limit: its minimum is never looser than the TWAP's."""
     impact = pg.price_impact(to_base_units(amount, reading.state.base_decimals), reading.state.reserve_base)
+    at_twap = None if reading.twap is None else pg.expected_out_at_price(amount, price=reading.twap,
+                                                                          reserve_in=reading.reserve_base)
     if given_price is not None:
         price, expected = given_price, amount / given_price
     else:
-        expected = pg.expected_out_at_price(amount, price=reading.twap, reserve_in=reading.reserve_base)
+        expected = at_twap
         price = round_money(amount / expected, places=MONEY_QUANTUM)
+    floor = max(expected, at_twap) if at_twap is not None else expected
     expected = expected.quantize(MONEY_QUANTUM, rounding=ROUND_DOWN)
-    minimum = (expected * (1 - max_slippage)).quantize(MONEY_QUANTUM, rounding=ROUND_DOWN)
+    minimum = (floor * (1 - max_slippage)).quantize(MONEY_QUANTUM, rounding=ROUND_DOWN)
     return Sizing(price, expected, minimum, impact.quantize(Decimal("1e-10")))
 
 
@@ -174,6 +178,9 @@ def buy_order_run(*, price_per_token=None, amount=None, trigger: str = BuyOrder.
             return _refused("pool_too_shallow", f"The pool cannot take a buy within the price impact bound: {exc}")
         size = sizing(spend if len(parts) == 1 else parts[0], reading=reading, max_slippage=config.max_slippage,
                       given_price=given_price)
+        if given_price is not None:  # refused (ValidationError) when far from the TWAP's price
+            buy_slices.operator_price_check(given_price, spend if len(parts) == 1 else parts[0], reading=reading,
+                                            config=config)
         if size.quoted_price <= 0 or size.expected_tokens <= 0:
             return _refused("invalid_price", "The TWAP gives no usable price.")
         fields = {"trigger": trigger, "period_key": period_key, "amount": spend, "quoted_price": size.quoted_price,

@@ -12,6 +12,11 @@ slice is claimed by a conditional update ``planned -> pending`` under a lock on 
 -- two beats or a retried task cannot both claim it, and a slice is claimed only when no other
 slice of the order is in flight. When no slice is left to run, the order is settled: its
 figures are the sum of its completed slices and the unspent rest is released.
+
+An order's slices run within its schedule period (a scheduled order's ``period_key``, a manual
+order's the period it was created in): when the period is over, the tick cancels the slices
+still planned (the guard kept deferring them, the kill switch was off, the chain was down) and
+settles the order with what it got -- the rest is released for the next period's buy.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ from django.db import transaction
 from django.db.models import Max, Sum
 from django.utils import timezone
 
+from common.errors import field_error
 from common.money import MONEY_QUANTUM, round_money
 from tokens import price_guard as pg
 from tokens import schedule as sched
@@ -50,6 +56,21 @@ def plan(amount: Decimal, *, reading: GuardReading, max_price_impact: Decimal) -
     state = reading.state
     largest = from_base_units(pg.max_input_for_impact(state.reserve_base, max_price_impact), state.base_decimals)
     return pg.split(amount, largest.quantize(Decimal("0.01"), rounding=ROUND_DOWN))
+
+
+def operator_price_check(given_price: Decimal, amount: Decimal, *, reading: GuardReading,
+                         config: BuyOrderConfig) -> None:
+    """An operator's ``price_per_token`` must be within ``max_price_deviation`` of what the
+    TWAP prices this amount at (fee and impact included): a higher price would widen the
+    minimum output beyond what the guard allows (a sandwich could take the difference), a lower
+    one cannot fill. Raises a ``ValidationError`` (``price_off_twap``); writes nothing."""
+    reference = sizing(amount, reading=reading, max_slippage=config.max_slippage).quoted_price
+    off = pg.deviation(given_price, reference)
+    if off > config.max_price_deviation:
+        side = "above" if given_price > reference else "below"
+        raise field_error("price_per_token", f"The price {given_price} ZAR/AZR is {off:.2%} {side} the TWAP's price "
+                                             f"{reference} ZAR/AZR for this amount (at most "
+                                             f"{config.max_price_deviation:.2%} either way).", code="price_off_twap")
 
 
 def preview_plan(amount: Decimal, *, reading: GuardReading, config: BuyOrderConfig) -> list[dict]:
@@ -167,15 +188,32 @@ def settle(order_id: int) -> BuyOrder:
     return order
 
 
+def period_over(order: BuyOrder, *, config: BuyOrderConfig, now: datetime) -> bool:
+    """Whether the schedule period the order belongs to has ended (see the module docstring)."""
+    schedule, tz = config.execution_schedule, config.timezone
+    own = order.period_key or sched.period_key(schedule, tz, order.created_at)
+    return sched.period_key(schedule, tz, now) != own
+
+
+def expire(order: BuyOrder) -> BuyOrder:
+    """Cancel the order's planned slices (its period is over) and settle it with what it got."""
+    _cancel_rest(order.pk, reason="the order's schedule period ended before this slice could run.")
+    return settle(order.pk)
+
+
 def buy_order_tick(*, now: datetime | None = None, sleep=None) -> dict:
     """What the beat task runs each minute after the price observation: the next due slice of
-    each open split order, and a retry of this period's scheduled buy when the guard deferred it."""
+    each open split order (or, its period over, the order expired), and a retry of this period's
+    scheduled buy when the guard deferred it."""
     now = now or timezone.now()
-    ran = 0
+    ran = expired = 0
+    config = buy_order_config()
     for order in BuyOrder.objects.filter(status=BuyOrder.Status.PENDING, slice_count__isnull=False).order_by("id"):
+        if period_over(order, config=config, now=now):
+            expired += expire(order).status != BuyOrder.Status.PENDING
+            continue
         ran += run_next(order, now=now, sleep=sleep).success
     retried = None
-    config = buy_order_config()
     if config.enabled:
         period_key = sched.period_key(config.execution_schedule, config.timezone, now)
         deferred = BuyOrderDeferral.objects.filter(period_key=period_key, slice_of__isnull=True,
@@ -184,4 +222,4 @@ def buy_order_tick(*, now: datetime | None = None, sleep=None) -> dict:
             from tokens.buy_orders import buy_order_run_scheduled
 
             retried = buy_order_run_scheduled(now=now, sleep=sleep).code
-    return {"slices_run": ran, "deferred_retry": retried}
+    return {"slices_run": ran, "orders_expired": expired, "deferred_retry": retried}

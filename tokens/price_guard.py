@@ -47,6 +47,12 @@ def cumulative_at(*, cumulative_last: int, timestamp_last: int, reserve_base: in
     return (cumulative_last + (reserve_base * Q112 // reserve_azr) * elapsed) % UINT256
 
 
+def cumulative_advanced(earlier: int, later: int) -> bool:
+    """Whether a cumulative price went from ``earlier`` to ``later`` forwards: the pair's
+    accumulators only grow, wrapping at 2**256, and no real step comes near 2**255."""
+    return (later - earlier) % UINT256 < UINT256 // 2
+
+
 def twap(start: Observation, end: Observation, *, base_decimals: int = 18, azr_decimals: int = 18) -> Decimal:
     """The time-weighted average price of AZR in base between two observations."""
     seconds = end.timestamp - start.timestamp
