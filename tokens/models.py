@@ -281,8 +281,14 @@ class BuyOrderDeferral(models.Model):
 
 class PriceObservation(models.Model):
     """A reading of a V2 pair's oracle at one block: the cumulative price of AZR in the base
-    token (UQ112x112 x seconds, as the pair would have it at that block) and the reserves."""
+    token (UQ112x112 x seconds, as the pair would have it at that block) and the reserves.
 
+    Keyed by (chain id, pair, block): a pair at the same address on another network never mixes
+    with this one's history (a restarted chain with the same id is caught by
+    :func:`tokens.observations.price_observe`, which discards a history the new reading contradicts)."""
+
+    chain_id = models.PositiveBigIntegerField(default=0,
+                                           help_text="The network's chain id (0: recorded before it was kept).")
     pair = models.CharField(max_length=42)
     block_number = models.PositiveBigIntegerField()
     block_timestamp = models.PositiveBigIntegerField()
@@ -294,9 +300,10 @@ class PriceObservation(models.Model):
     class Meta:
         ordering = ["-block_timestamp", "-id"]
         constraints = [
-            models.UniqueConstraint(fields=["pair", "block_number"], name="price_observation_block_unique"),
+            models.UniqueConstraint(fields=["chain_id", "pair", "block_number"], name="price_observation_block_unique"),
         ]
-        indexes = [models.Index(fields=["pair", "-block_timestamp"], name="price_observation_time_idx")]
+        indexes = [models.Index(fields=["chain_id", "pair", "-block_timestamp"], name="price_observation_time_idx"),
+                   models.Index(fields=["observed_at"], name="price_observation_age_idx")]
 
     def __str__(self) -> str:
         return f"{self.pair[:10]}… block {self.block_number}"

@@ -40,7 +40,7 @@ def price_tick() -> dict:
     import logging
 
     from tokens.buy_slices import buy_order_tick
-    from tokens.observations import price_observe
+    from tokens.observations import observations_prune, price_observe
 
     log = logging.getLogger(__name__)
     result: dict = {}
@@ -49,6 +49,10 @@ def price_tick() -> dict:
     except Exception:
         log.exception("tokens: the price observation failed")
         result["observation"] = None
+    try:
+        result["observations_pruned"] = observations_prune()
+    except Exception:
+        log.exception("tokens: pruning the price observations failed")
     result.update(buy_order_tick())
     return result
 
