@@ -17,6 +17,7 @@ from common.audit import AuditAdmin
 from common.exports import MONEY, ExportMixin
 from tokens import schedule as sched
 from tokens import selectors, services, settings_schedule
+from tokens.admin_slices import SplitOrderAdminMixin  # also registers the deferral and observation admins
 from tokens.dashboard import chart_svg, treasury
 from tokens.models import BuyOrder, BuyOrderConfig, BuyOrderConfigChange, BuyOrderDashboard, ExchangeRate, Revenue
 
@@ -190,7 +191,7 @@ class BuyOrderPaginator(Paginator):
 
 
 @admin.register(BuyOrder)
-class BuyOrderAdmin(ExportMixin, ReadOnlyAdmin):
+class BuyOrderAdmin(SplitOrderAdminMixin, ExportMixin, ReadOnlyAdmin):
     export_fields = [("ID", "id"), ("Created (UTC)", "created_at"), ("Status", "status"), ("Trigger", "trigger"),
                      ("Period", "period_key"), ("Amount (ZAR)", "amount", MONEY),
                      ("Quoted price (ZAR/AZR)", "quoted_price"),
