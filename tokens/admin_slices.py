@@ -169,7 +169,7 @@ class SplitOrderAdminMixin:
         return [OrderKindFilter, *super().get_list_filter(request)]
 
     def get_list_display(self, request):
-        return [*super().get_list_display(request), "slices"]
+        return [*super().get_list_display(request), "slice_info"]
 
     def get_readonly_fields(self, request, obj=None):
         return [*super().get_readonly_fields(request, obj), "split"]
@@ -183,7 +183,7 @@ class SplitOrderAdminMixin:
         return inlines
 
     @admin.display(description="slices", ordering="slice_count")
-    def slices(self, obj):
+    def slice_info(self, obj):
         if obj.parent_id:
             return f"{obj.slice_index + 1} of #{obj.parent_id}"
         return obj.slice_count or display.EMPTY
