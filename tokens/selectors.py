@@ -136,7 +136,7 @@ def buy_order_count(*, status: str | None = None) -> int:
     settled = {BuyOrder.Status.COMPLETED: totals["completed_count"], BuyOrder.Status.FAILED: totals["failed_count"]}
     if status in settled:
         return settled[status]
-    pending = BuyOrder.objects.filter(status=BuyOrder.Status.PENDING).count()
+    pending = BuyOrder.objects.filter(status=BuyOrder.Status.PENDING, parent__isnull=True).count()  # not slices
     if status == BuyOrder.Status.PENDING:
         return pending
     return sum(settled.values()) + pending

@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('tokens', '0004_price_guard_slices_observations'),
+        ('tokens', '0008_seed_pack_sales_sweep'),
     ]
 
     operations = [
