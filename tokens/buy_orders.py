@@ -23,6 +23,7 @@ from the chain.
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from decimal import ROUND_DOWN, Decimal
@@ -35,7 +36,9 @@ from common.errors import field_error
 from common.money import MONEY_QUANTUM, ZERO, round_money, to_decimal, to_money
 from tokens import schedule as sched
 from tokens.chain import BuyReceipt, ChainClient, ChainError, ChainRevertError, ChainTransportError
+from tokens.chain.errors import ChainFeeAboveCapError
 from tokens.chain.runtime import RETRY_DELAYS, chain_client, chain_lock, with_retries
+from tokens.chain.txmanager import DbLedger, fee_policy, swap_outcome
 from tokens.models import BuyOrder, BuyOrderConfig
 from tokens.selectors import available_revenue, buy_order_config
 from tokens.settings_schedule import locked_config
@@ -108,6 +111,12 @@ def buy_order_run(*, price_per_token=None, amount=None, trigger: str = BuyOrder.
             return _refused("chain_unavailable", f"No price quote from the chain: {exc}")
         if price <= 0:
             return _refused("invalid_price", "The chain quoted no usable price.")
+    try:  # the fee cap: defer (no row, nothing spent, the next tick tries again) rather than overpay
+        with_retries(lambda: chain_client().suggest_fees(fee_policy(config)), what="fees", sleep=sleep)
+    except ChainFeeAboveCapError as exc:
+        return _refused("gas_above_cap", f"Deferred: {exc}.")
+    except ChainError as exc:
+        return _refused("chain_unavailable", f"No fee figures from the chain: {exc}")
 
     with transaction.atomic():
         config = locked_config()
@@ -139,10 +148,10 @@ def buy_order_run(*, price_per_token=None, amount=None, trigger: str = BuyOrder.
             return _refused("already_ran", f"This period ({period_key}) already has a buy-order.")
     logger.info("buy-order %s pending: %s ZAR at %s ZAR/AZR, min %s AZR (%s%s)", order.pk, spend, price, minimum,
                 trigger, f", {period_key}" if period_key else "")
-    return _swap(order, sleep=sleep)
+    return _swap(order, config=config, sleep=sleep)
 
 
-def _swap(order: BuyOrder, *, sleep) -> BuyOrderResult:
+def _swap(order: BuyOrder, *, config: BuyOrderConfig, sleep) -> BuyOrderResult:
     signed: list[str] = []
 
     def on_signed(tx_hash: str) -> None:
@@ -162,12 +171,17 @@ def _swap(order: BuyOrder, *, sleep) -> BuyOrderResult:
                 logger.info("buy-order %s: %s was mined after all", order.pk, tx_hash)
                 return _finish_burn(client, receipt, order)
         return client.buy(amount=order.amount, min_tokens_out=order.min_tokens, disposition=order.disposition,
-                          on_signed=on_signed)
+                          on_signed=on_signed, deadline=int(time.time()) + config.tx_deadline_seconds,
+                          policy=fee_policy(config), ledger=DbLedger(buy_order_id=order.pk))
 
     try:
         receipt = with_retries(attempt, what=f"buy-order {order.pk}", sleep=sleep, on_attempt=count_attempt)
     except ChainRevertError as exc:
-        return _fail(order, f"Reverted: {exc.reason}", tx_hash=exc.tx_hash or (signed[-1] if signed else None))
+        return _fail(order, _revert_message(exc), tx_hash=exc.tx_hash or (signed[-1] if signed else None))
+    except ChainFeeAboveCapError as exc:
+        if not signed:  # the fee rose since the check: nothing was signed
+            return _defer(order, exc)
+        return _fail(order, f"Chain error: {exc}", tx_hash=signed[-1])
     except ChainTransportError as exc:
         if signed:
             message = (f"Outcome unknown after {len(RETRY_DELAYS)} retries ({exc}); the order stays pending, its "
@@ -194,7 +208,8 @@ def _finish_burn(client: ChainClient, receipt: BuyReceipt, order: BuyOrder) -> B
     if order.disposition != BuyOrderConfig.Disposition.BURN:
         return receipt
     try:
-        return replace(receipt, burn_tx_hash=client.burn(receipt.tokens_received))
+        return replace(receipt, burn_tx_hash=client.burn(receipt.tokens_received, policy=fee_policy(buy_order_config()),
+                                                         ledger=DbLedger(buy_order_id=order.pk)))
     except ChainError as exc:
         return replace(receipt, burn_error=str(exc))
 
@@ -229,6 +244,21 @@ def _fail(order: BuyOrder, error: str, *, tx_hash: str | None = None) -> BuyOrde
     return BuyOrderResult(success=False, error=error, code="failed", order_id=order.pk, transaction_hash=tx_hash)
 
 
+def _revert_message(exc: ChainRevertError) -> str:
+    if exc.reason == "EXPIRED":
+        return "Expired: the swap reached a block after its deadline (reverted EXPIRED); nothing was bought."
+    return f"Reverted: {exc.reason}"
+
+
+def _defer(order: BuyOrder, exc: ChainFeeAboveCapError) -> BuyOrderResult:
+    """Nothing was signed: the row fails with the figures and frees its period for the next tick."""
+    error = f"Deferred: {exc}."
+    BuyOrder.objects.filter(pk=order.pk, status=BuyOrder.Status.PENDING).update(
+        status=BuyOrder.Status.FAILED, error=error, period_key=None, completed_at=timezone.now())
+    logger.warning("buy-order %s deferred: %s", order.pk, exc)
+    return BuyOrderResult(success=False, error=error, code="gas_above_cap", order_id=order.pk)
+
+
 def _send_completed_after_commit(order: BuyOrder) -> None:
     def send():
         for receiver, result in buy_order_completed.send_robust(sender=BuyOrder, buy_order=order):
@@ -252,6 +282,8 @@ def buy_order_reconcile(*, order: BuyOrder, stale_after: timedelta | None = None
     if order.status != BuyOrder.Status.PENDING:
         return order
     is_stale = order.created_at <= timezone.now() - stale_after
+    if order.chain_transactions.exists():
+        return _reconcile_swaps(order, is_stale=is_stale, sleep=sleep)
     if order.tx_hash:
         try:
             receipt = with_retries(lambda: chain_client().receipt_for(order.tx_hash), what="reconcile", sleep=sleep)
@@ -267,6 +299,41 @@ def buy_order_reconcile(*, order: BuyOrder, stale_after: timedelta | None = None
             _fail(order, "Abandoned: its transaction never reached the chain.")
     elif is_stale:
         _fail(order, "Abandoned: no transaction was signed (the run stopped before the swap).")
+    return _refreshed(order)
+
+
+def _reconcile_swaps(order: BuyOrder, *, is_stale: bool, sleep) -> BuyOrder:
+    """Every hash of the order's swap (the first and its replacements) is looked up; whichever was
+    mined settles the order, once. A stuck one is replaced; one the node never got fails the order
+    only once stale and past its wall-clock deadline (it can no longer be mined with effect)."""
+    config = buy_order_config()
+
+    def on_signed(tx_hash: str) -> None:
+        BuyOrder.objects.filter(pk=order.pk).update(tx_hash=tx_hash)
+
+    try:
+        outcome = with_retries(lambda: swap_outcome(chain_client(), order, config=config, on_signed=on_signed),
+                               what="reconcile", sleep=sleep)
+    except ChainTransportError:
+        return order
+    if outcome.state == "mined":
+        try:
+            receipt = chain_client().buy_outcome(outcome.receipt)
+        except ChainRevertError as exc:
+            _fail(order, _revert_message(exc), tx_hash=exc.tx_hash)
+        except ChainError:
+            return order
+        else:
+            _complete(order, _finish_burn(chain_client(), receipt, order))
+        return _refreshed(order)
+    if outcome.state == "pending":
+        if outcome.note:
+            logger.info("buy-order %s still pending: %s", order.pk, outcome.note)
+        return order
+    expired = outcome.last_signed_at is None or \
+        outcome.last_signed_at <= timezone.now() - timedelta(seconds=config.tx_deadline_seconds)
+    if is_stale and expired:
+        _fail(order, "Abandoned: its transaction never reached the chain, and its deadline has passed.")
     return _refreshed(order)
 
 
