@@ -366,3 +366,101 @@ def test_the_ledger_follows_a_node_ahead_fills_refused_nonces_and_never_goes_bac
     assert record(0, 3).nonce == 8  # the refused nonce is taken again: no gap
     assert record(0, 4).nonce == 9  # a node behind (a lagging replica) does not take the row back
     assert ChainSender.objects.get().next_nonce == 10
+
+
+# --- Two processes, one key --------------------------------------------------------------------------
+
+
+@pytest.fixture
+def node(tmp_path):
+    """A real local node over HTTP (the embedded chain served by tokens.chain.node) in a thread."""
+    from tokens.chain.node import start_node
+
+    info_file = tmp_path / "chain.json"
+    node = start_node("127.0.0.1", 0, info_file)
+    thread = threading.Thread(target=node.serve_forever, daemon=True)
+    thread.start()
+    yield node, info_file
+    node.shutdown()
+    thread.join(timeout=5)
+
+
+@pytest.fixture
+def workers(node, tmp_path, monkeypatch):
+    """Two Celery worker processes on Redis, each its own process, same database and node."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+    from urllib.parse import quote
+
+    from celery import Celery
+    from django.conf import settings as django_settings
+
+    chain_node, info_file = node
+    redis_url = os.environ["TEST_REDIS_URL"]
+    db = django_settings.DATABASES["default"]
+    database_url = (f"postgresql://{quote(db['USER'] or '')}{':' + quote(db['PASSWORD']) if db['PASSWORD'] else ''}"
+                    f"@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}")
+    queue = f"tx-layer-test-{os.getpid()}"
+    root = Path(__file__).resolve().parents[2]
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "config.settings", "DJANGO_ALLOW_INSECURE_KEY": "1",
+           "DATABASE_URL": database_url, "CELERY_BROKER_URL": redis_url, "WEB3_PROVIDER_URI": chain_node.provider_uri,
+           "CHAIN_INFO_FILE": str(info_file), "CHAIN_ROUTER_ADDRESS": "", "CHAIN_AZR_TOKEN_ADDRESS": "",
+           "CHAIN_ZAR_TOKEN_ADDRESS": "", "CHAIN_TREASURY_PRIVATE_KEY": "", "CELERY_TASK_ALWAYS_EAGER": "0"}
+    processes = []
+    for name in ("w1", "w2"):
+        log = open(tmp_path / f"{name}.log", "w")  # noqa: SIM115 - closed below
+        processes.append((subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "config", "--result-backend", redis_url, "worker", "--pool", "solo",
+             "-Q", queue, "-n", f"{name}-{os.getpid()}@localhost", "--include", "tests.tokens.tx_worker_tasks",
+             "--without-mingle", "--without-gossip", "--loglevel", "INFO"],
+            cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT), log))
+    monkeypatch.setenv("CELERY_BROKER_URL", redis_url)  # Celery prefers it to any broker_url given
+    app = Celery("tx-layer-test")
+    app.conf.update(broker_url=redis_url, result_backend=redis_url, task_default_queue=queue,
+                    broker_connection_retry_on_startup=True)
+    try:
+        deadline = time.monotonic() + 90
+        while len(app.control.ping(timeout=1) or []) < 2:
+            assert time.monotonic() < deadline, "the workers did not start: " + " | ".join(
+                (tmp_path / f"{name}.log").read_text()[-2000:] for name in ("w1", "w2"))
+            assert all(process.poll() is None for process, _ in processes), "a worker exited"
+        yield app, queue
+    finally:
+        for process, _ in processes:
+            process.terminate()
+        for process, log in processes:
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+            log.close()
+
+
+@pytest.mark.redis
+@pytest.mark.django_db(transaction=True)
+def test_two_worker_processes_sending_for_one_key_never_share_a_nonce(node, workers):
+    from tokens.chain.client import FeePolicy
+
+    chain_node, _ = node
+    app, queue = workers
+    chain = chain_node.chain
+    client = ChainClient(chain.config(provider_uri=chain_node.provider_uri))
+    client.buy(amount=Decimal("100"), min_tokens_out=Decimal(0), policy=FeePolicy(), ledger=DbLedger())  # AZR to burn
+    first_nonce = chain.w3.eth.get_transaction_count(chain.treasury_address)
+
+    results = [app.send_task("tests.tokens.burn_for_key", args=[5], queue=queue) for _ in range(8)]
+    outcomes = [result.get(timeout=180) for result in results]
+
+    assert len({outcome["pid"] for outcome in outcomes}) == 2  # both processes sent
+    hashes = [tx_hash for outcome in outcomes for tx_hash in outcome["hashes"]]
+    assert len(hashes) == len(set(hashes)) == 40
+    rows = Tx.objects.filter(tx_hash__in=hashes)
+    assert sorted(rows.values_list("nonce", flat=True)) == list(range(first_nonce, first_nonce + 40))
+    assert set(rows.values_list("status", flat=True)) == {"mined"}
+    assert not Tx.objects.filter(status="send_failed").exists()  # no "nonce too low"
+    for tx_hash in hashes:
+        assert chain.w3.eth.get_transaction_receipt(tx_hash)["status"] == 1
+    assert chain.w3.eth.get_transaction_count(chain.treasury_address) == first_nonce + 40
