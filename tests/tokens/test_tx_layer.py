@@ -142,6 +142,26 @@ def test_fee_settings_are_validated_and_audited(config):
         "replace_after_seconds": {"old": "180", "new": "60"}}
 
 
+def test_fee_settings_over_the_api(config, api_client):
+    from tests.factories import UserFactory
+
+    api_client.force_authenticate(UserFactory(is_staff=True))
+    for body in ({"max_fee_per_gas": "abc"}, {"max_fee_per_gas": "-1"}, {"tx_deadline_seconds": "1.5"},
+                 {"replace_after_seconds": 5}, {"priority_fee_per_gas": "500", "max_fee_per_gas": "20"}):
+        bad = api_client.patch("/api/tokens/settings/", body, format="json")
+        assert bad.status_code == 400, body
+    assert not BuyOrderConfigChange.objects.exists()
+
+    good = api_client.patch("/api/tokens/settings/", {"max_fee_per_gas": "20.5", "replace_after_seconds": 120},
+                            format="json")
+
+    assert good.status_code == 200, good.json()
+    shown = api_client.get("/api/tokens/settings/").json()
+    assert (shown["max_fee_per_gas"], shown["replace_after_seconds"], shown["tx_deadline_seconds"]) == \
+        ("20.500", 120, 600)
+    assert set(BuyOrderConfigChange.objects.get().changes) == {"max_fee_per_gas", "replace_after_seconds"}
+
+
 # --- The deadline -----------------------------------------------------------------------------------
 
 

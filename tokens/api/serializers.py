@@ -25,7 +25,8 @@ class ConfigSerializer(serializers.ModelSerializer):
     class Meta:
         model = BuyOrderConfig
         fields = ["revenue_percentage", "execution_schedule", "timezone", "min_buy_amount", "max_buy_amount",
-                  "max_slippage", "disposition", "enabled", "updated_at"]
+                  "max_slippage", "disposition", "enabled", "max_fee_per_gas", "priority_fee_per_gas",
+                  "tx_deadline_seconds", "replace_after_seconds", "updated_at"]
         read_only_fields = fields
 
 
@@ -41,6 +42,15 @@ class ConfigUpdateSerializer(serializers.Serializer):
                                             help_text="A fraction: 0.01 is 1% (0 <= s < 1).")
     disposition = serializers.ChoiceField(choices=BuyOrderConfig.Disposition.choices, required=False)
     enabled = serializers.BooleanField(required=False)
+    max_fee_per_gas = StrictDecimalField(max_digits=12, decimal_places=3, required=False,
+                                         help_text="Gwei: the most a transaction pays per gas; above it the buy "
+                                                   "defers.")
+    priority_fee_per_gas = StrictDecimalField(max_digits=12, decimal_places=3, required=False,
+                                              help_text="Gwei: the tip to the block producer.")
+    tx_deadline_seconds = StrictIntegerField(required=False, min_value=30, max_value=86_400,
+                                             help_text="The swap's deadline: wall clock at signing + this.")
+    replace_after_seconds = StrictIntegerField(required=False, min_value=15, max_value=86_400,
+                                               help_text="A transaction pending longer is replaced (fees +12.5%).")
 
 
 class BuyOrderSerializer(serializers.ModelSerializer):
