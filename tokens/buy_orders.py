@@ -39,6 +39,7 @@ from tokens.chain import BuyReceipt, ChainClient, ChainError, ChainRevertError, 
 from tokens.chain.errors import ChainFeeAboveCapError
 from tokens.chain.runtime import RETRY_DELAYS, chain_client, chain_lock, with_retries
 from tokens.chain.txmanager import DbLedger, fee_policy, swap_outcome
+from tokens.chain.txmanager import sweep as tx_sweep
 from tokens.models import BuyOrder, BuyOrderConfig
 from tokens.selectors import available_revenue, buy_order_config
 from tokens.settings_schedule import locked_config
@@ -351,6 +352,20 @@ def buy_order_reconcile_stale(*, sleep=None) -> int:
         if buy_order_reconcile(order=order, stale_after=stale_after, sleep=sleep).status != BuyOrder.Status.PENDING:
             settled += 1
     return settled
+
+
+def chain_sweep(*, sleep=None) -> dict[str, int]:
+    """The beat's sweep (every minute): stuck transactions replaced, lost ones sent again, mined
+    ones recorded; then every pending order with transactions is reconciled from them."""
+    config = buy_order_config()
+    counts = with_retries(lambda: tx_sweep(chain_client(), config), what="transaction sweep", sleep=sleep)
+    cutoff = timezone.now() - timedelta(seconds=config.replace_after_seconds)
+    counts["orders_settled"] = 0
+    for order in BuyOrder.objects.filter(status=BuyOrder.Status.PENDING, created_at__lte=cutoff,
+                                         chain_transactions__isnull=False).distinct().order_by("id"):
+        if buy_order_reconcile(order=order, sleep=sleep).status != BuyOrder.Status.PENDING:
+            counts["orders_settled"] += 1
+    return counts
 
 
 def buy_order_preview() -> dict:

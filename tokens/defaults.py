@@ -13,6 +13,8 @@ from django.utils import timezone
 TASK_NAME = "tokens: scheduled buy-order"
 REVERSALS_SWEEP_NAME = "tokens: sweep refund reversals"
 REVERSALS_SWEEP_TASK = "tokens.pack_sale_reversals_sweep"
+CHAIN_SWEEP_NAME = "tokens: replace stuck transactions"
+CHAIN_SWEEP_TASK = "tokens.chain_tx_sweep"
 
 
 def seed(apps, schema_editor=None):
@@ -37,6 +39,7 @@ def seed(apps, schema_editor=None):
                                     description="Buys AZR with the available revenue, at most once per "
                                                 "period. Follows the buy-order settings.")
     seed_reversals_sweep(apps)
+    seed_chain_sweep(apps)
 
 
 def seed_reversals_sweep(apps, schema_editor=None):
@@ -51,3 +54,16 @@ def seed_reversals_sweep(apps, schema_editor=None):
                                 enabled=True,
                                 description="Every 5 minutes: reverses the pack-sale revenue of refunded purchases "
                                             "whose refund message was lost.")
+
+
+def seed_chain_sweep(apps, schema_editor=None):
+    """The beat row of the transaction sweep (every minute), created only when missing."""
+    IntervalSchedule = apps.get_model("django_celery_beat", "IntervalSchedule")
+    PeriodicTask = apps.get_model("django_celery_beat", "PeriodicTask")
+    if PeriodicTask.objects.filter(name=CHAIN_SWEEP_NAME).exists():
+        return  # an operator's edits survive
+    interval = (IntervalSchedule.objects.filter(every=1, period="minutes").first()
+                or IntervalSchedule.objects.create(every=1, period="minutes"))
+    PeriodicTask.objects.create(name=CHAIN_SWEEP_NAME, task=CHAIN_SWEEP_TASK, interval=interval, enabled=True,
+                                description="Every minute: replaces transactions pending too long (same nonce, "
+                                            "higher fee), broadcasts lost ones again, settles pending buy-orders.")

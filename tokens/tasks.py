@@ -30,3 +30,11 @@ def pack_sale_reversals_sweep() -> int:
     from tokens.revenue import pack_sale_reversals_sweep as sweep
 
     return sweep()
+
+
+@shared_task(name="tokens.chain_tx_sweep", acks_late=True)
+def chain_tx_sweep() -> dict:
+    """The beat task (every minute): stuck transactions replaced, pending buy-orders reconciled."""
+    from tokens.buy_orders import chain_sweep
+
+    return chain_sweep()

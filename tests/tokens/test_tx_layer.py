@@ -20,9 +20,9 @@ from eth_account import Account
 from web3 import Web3
 from web3.middleware import Web3Middleware
 
-from tokens.chain import ChainClient, runtime
+from tokens.chain import ChainClient, ChainTransportError, runtime
 from tokens.chain.artifacts import load_artifact
-from tokens.chain.client import GWEI, SignedTx
+from tokens.chain.tx import GWEI, SignedTx
 from tokens.chain.txmanager import DbLedger
 from tokens.models import BuyOrder, BuyOrderConfig, BuyOrderConfigChange, ChainSender, ChainTransaction
 from tokens.selectors import available_revenue
@@ -462,7 +462,7 @@ def workers(node, tmp_path, monkeypatch):
 @pytest.mark.redis
 @pytest.mark.django_db(transaction=True)
 def test_two_worker_processes_sending_for_one_key_never_share_a_nonce(node, workers):
-    from tokens.chain.client import FeePolicy
+    from tokens.chain.tx import FeePolicy
 
     chain_node, _ = node
     app, queue = workers
@@ -484,3 +484,46 @@ def test_two_worker_processes_sending_for_one_key_never_share_a_nonce(node, work
     for tx_hash in hashes:
         assert chain.w3.eth.get_transaction_receipt(tx_hash)["status"] == 1
     assert chain.w3.eth.get_transaction_count(chain.treasury_address) == first_nonce + 40
+
+
+# --- The sweep ---------------------------------------------------------------------------------------
+
+
+def test_the_sweep_replaces_a_stuck_transaction_of_any_purpose_and_records_the_mined_one(config, chain, sleeps):
+    from tokens.buy_orders import chain_sweep
+    from tokens.tasks import chain_tx_sweep
+
+    revenue_track(source="other", amount="10000")
+    assert buy_order_execute(amount="200").success  # the treasury holds AZR to burn
+    client = use_client(chain)
+    hold_transactions(chain)
+    with pytest.raises(ChainTransportError):  # not mined while it waited
+        client.burn(Decimal("1"), ledger=DbLedger())
+    stuck = Tx.objects.get(purpose="burn")
+    assert stuck.status == "sent"
+    assert chain_sweep()["replaced"] == 0  # not pending long enough
+    Tx.objects.filter(pk=stuck.pk).update(created_at=timezone.now() - timedelta(hours=1))
+    make_stuck(stuck)
+
+    assert chain_sweep()["replaced"] == 1
+
+    stuck.refresh_from_db()
+    replacement = stuck.replaced_by
+    assert replacement.nonce == stuck.nonce and replacement.max_fee_per_gas > stuck.max_fee_per_gas
+    mine(chain)
+    Tx.objects.filter(pk=replacement.pk).update(created_at=timezone.now() - timedelta(hours=1))
+    assert chain_tx_sweep()["mined"] == 1  # the beat task
+    assert chain_sweep()["mined"] == 0  # once
+    assert list(Tx.objects.filter(purpose="burn").order_by("attempt").values_list("status", flat=True)) == [
+        "dropped", "mined"]
+    assert chain.w3.eth.get_transaction_receipt(replacement.tx_hash)["status"] == 1
+
+
+def test_the_sweep_is_a_seeded_beat_task(db):
+    from django_celery_beat.models import PeriodicTask
+
+    from tokens.defaults import CHAIN_SWEEP_NAME
+
+    task = PeriodicTask.objects.get(name=CHAIN_SWEEP_NAME)
+    assert task.task == "tokens.chain_tx_sweep" and task.enabled
+    assert (task.interval.every, task.interval.period) == (1, "minutes")

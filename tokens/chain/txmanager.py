@@ -31,8 +31,9 @@ from hexbytes import HexBytes
 from web3 import Web3
 from web3.types import TxReceipt
 
-from tokens.chain.client import ChainClient, FeePolicy, SignedTx, TxPurpose, gwei_to_wei
+from tokens.chain.client import ChainClient
 from tokens.chain.errors import ChainFeeAboveCapError, ChainTransportError
+from tokens.chain.tx import FeePolicy, SignedTx, TxPurpose, gwei_to_wei
 from tokens.models import BuyOrder, BuyOrderConfig, ChainSender, ChainTransaction
 
 logger = logging.getLogger(__name__)
@@ -215,3 +216,41 @@ def _replace_if_stuck(client: ChainClient, row: Tx, config: BuyOrderConfig,
     except ChainTransportError as exc:
         return f"{row.tx_hash} stuck, its replacement was refused: {exc}"
     return f"{row.tx_hash} replaced by {new.tx_hash}"
+
+
+def sweep(client: ChainClient, config: BuyOrderConfig) -> dict[str, int]:
+    """Settle or unstick every open transaction of ``client``'s sender older than
+    ``replace_after_seconds``: a mined one is recorded (the rest of its nonce dropped), one still
+    pending is replaced (same nonce, fees +12.5%, within the cap), one the node lost is broadcast
+    again. Returns how many of each."""
+    counts = {"mined": 0, "replaced": 0, "rebroadcast": 0, "waiting": 0}
+    cutoff = timezone.now() - timedelta(seconds=config.replace_after_seconds)
+    heads = (Tx.objects.filter(sender__chain_id=client.chain_id, sender__address=client.treasury_address,
+                               status__in=Tx.OPEN_STATUSES, replaced_by__isnull=True, created_at__lte=cutoff)
+             .select_related("sender").order_by("nonce"))
+    for head in heads:
+        family = list(Tx.objects.filter(sender=head.sender, nonce=head.nonce, status__in=Tx.OPEN_STATUSES)
+                      .order_by("-attempt"))
+        states = {}
+        for row in family:
+            state, receipt = client.lookup(row.tx_hash)
+            states[row.tx_hash] = state
+            if state == "mined":
+                record_mined(row.tx_hash, status=receipt["status"], block_number=receipt["blockNumber"])
+                counts["mined"] += 1
+                break
+        else:
+            if "pending" in states.values():
+                note = _replace_if_stuck(client, head, config, None)
+                counts["replaced" if " replaced by " in note else "waiting"] += 1
+                logger.info("transaction sweep: %s", note)
+            else:
+                try:
+                    client.rebroadcast(bytes(HexBytes(head.raw_transaction)), head.tx_hash)
+                except ChainTransportError as exc:
+                    logger.warning("transaction sweep: %s could not be broadcast again: %s", head.tx_hash, exc)
+                    counts["waiting"] += 1
+                    continue
+                Tx.objects.filter(pk=head.pk).update(status=Tx.Status.SENT, sent_at=timezone.now())
+                counts["rebroadcast"] += 1
+    return counts

@@ -5,11 +5,14 @@ import django.utils.timezone
 from decimal import Decimal
 from django.db import migrations, models
 
+from tokens.defaults import seed_chain_sweep
+
 
 class Migration(migrations.Migration):
 
     dependencies = [
         ('tokens', '0003_revenue_reversal'),
+        ('django_celery_beat', '0019_alter_periodictasks_options'),
     ]
 
     operations = [
@@ -112,4 +115,5 @@ class Migration(migrations.Migration):
             model_name='chaintransaction',
             constraint=models.CheckConstraint(condition=models.Q(('max_priority_fee_per_gas__lte', models.F('max_fee_per_gas'))), name='chain_tx_tip_le_max_fee'),
         ),
+        migrations.RunPython(seed_chain_sweep, migrations.RunPython.noop),
     ]
