@@ -462,28 +462,29 @@ def workers(node, tmp_path, monkeypatch):
 @pytest.mark.redis
 @pytest.mark.django_db(transaction=True)
 def test_two_worker_processes_sending_for_one_key_never_share_a_nonce(node, workers):
-    from tokens.chain.tx import FeePolicy
-
     chain_node, _ = node
     app, queue = workers
     chain = chain_node.chain
     client = ChainClient(chain.config(provider_uri=chain_node.provider_uri))
-    client.buy(amount=Decimal("100"), min_tokens_out=Decimal(0), policy=FeePolicy(), ledger=DbLedger())  # AZR to burn
+    client.buy(amount=Decimal("100"), min_tokens_out=Decimal(0), ledger=DbLedger())  # AZR to burn
     first_nonce = chain.w3.eth.get_transaction_count(chain.treasury_address)
+    zar_before = client.balances().zar
 
-    results = [app.send_task("tests.tokens.burn_for_key", args=[5], queue=queue) for _ in range(8)]
-    outcomes = [result.get(timeout=180) for result in results]
+    results = [app.send_task("tests.tokens.buy_and_burn_for_key", args=[3], queue=queue) for _ in range(8)]
+    outcomes = [result.get(timeout=240) for result in results]
 
     assert len({outcome["pid"] for outcome in outcomes}) == 2  # both processes sent
     hashes = [tx_hash for outcome in outcomes for tx_hash in outcome["hashes"]]
-    assert len(hashes) == len(set(hashes)) == 40
-    rows = Tx.objects.filter(tx_hash__in=hashes)
-    assert sorted(rows.values_list("nonce", flat=True)) == list(range(first_nonce, first_nonce + 40))
+    assert len(hashes) == len(set(hashes)) == 48  # 24 swaps and 24 burns
+    last_nonce = chain.w3.eth.get_transaction_count(chain.treasury_address)
+    rows = Tx.objects.filter(nonce__gte=first_nonce)
+    assert sorted(rows.values_list("nonce", flat=True)) == list(range(first_nonce, last_nonce))  # each once
     assert set(rows.values_list("status", flat=True)) == {"mined"}
+    assert set(hashes) <= set(rows.values_list("tx_hash", flat=True))
     assert not Tx.objects.filter(status="send_failed").exists()  # no "nonce too low"
     for tx_hash in hashes:
         assert chain.w3.eth.get_transaction_receipt(tx_hash)["status"] == 1
-    assert chain.w3.eth.get_transaction_count(chain.treasury_address) == first_nonce + 40
+    assert zar_before - client.balances().zar == 24  # every buy paid once
 
 
 # --- The sweep ---------------------------------------------------------------------------------------

@@ -6,7 +6,8 @@ the treasury key, with fixed gas limits. Their nonces come from a :class:`TxLedg
 process-local :class:`MemoryLedger` by default, the database's (``tokens.chain.txmanager``) for
 the services, which records every signed transaction before it is broadcast. A transaction
 pending longer than ``FeePolicy.replace_after`` seconds is replaced: same nonce, fees +12.5%,
-never above the ``max_fee_per_gas`` cap.
+never above the ``max_fee_per_gas`` cap. A buy's approve and swap run inside the ledger's
+exclusive section for the key (two interleaved buys would overwrite each other's allowance).
 
 Retrying a buy safely: ``buy(on_signed=...)`` hands over the swap transaction's hash before
 the transaction is sent. Keep every such hash; after a :class:`ChainTransportError`, look each
@@ -236,23 +237,24 @@ class ChainClient:
                 raise ValueError("the amount to buy with must be positive")
             min_out = to_base_units(min_tokens_out, self._token_decimals(self._azr), round_up=True)
             fees = self.suggest_fees(policy)
-            allowance = self._zar.functions.allowance(self.treasury_address, self._router.address).call()
-            if allowance < amount_in:
-                self._transact(self._zar, "approve", [self._router.address, amount_in], fees,
-                               ledger=ledger, policy=policy, purpose="approve")
             # The wall clock, not the chain's: a swap held back by a node or a builder expires.
             if deadline is None:
                 deadline = int(time.time()) + self._config.deadline_seconds
-            receipt = self._transact(
-                self._router,
-                "swapExactTokensForTokens",
-                [amount_in, min_out, self._path, self.treasury_address, deadline],
-                fees,
-                ledger=ledger,
-                policy=policy,
-                purpose="swap",
-                on_signed=on_signed,
-            )
+            with ledger.exclusive(sender=self.treasury_address, chain_id=self.chain_id):
+                allowance = self._zar.functions.allowance(self.treasury_address, self._router.address).call()
+                if allowance < amount_in:
+                    self._transact(self._zar, "approve", [self._router.address, amount_in], fees,
+                                   ledger=ledger, policy=policy, purpose="approve")
+                receipt = self._transact(
+                    self._router,
+                    "swapExactTokensForTokens",
+                    [amount_in, min_out, self._path, self.treasury_address, deadline],
+                    fees,
+                    ledger=ledger,
+                    policy=policy,
+                    purpose="swap",
+                    on_signed=on_signed,
+                )
             result = self._buy_receipt(receipt)
             logger.info(
                 "bought %s AZR for %s ZAR in %s (block %s, gas %s)",

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from decimal import ROUND_CEILING, Decimal
 from typing import Literal, Protocol
@@ -90,6 +91,10 @@ class TxLedger(Protocol):
     def mined(self, tx_hash: str, *, status: int, block_number: int) -> None:
         """``tx_hash`` was mined (``status`` 1, or 0: reverted); the rest of its nonce is dropped."""
 
+    def exclusive(self, *, sender: ChecksumAddress, chain_id: int) -> AbstractContextManager[None]:
+        """One multi-transaction protocol of ``sender`` at a time (approve, then the swap that spends
+        the allowance: two buys interleaved would overwrite each other's allowance)."""
+
 
 class MemoryLedger:
     """Nonces of this process only: the next is max(node's pending nonce, last taken + 1).
@@ -100,6 +105,11 @@ class MemoryLedger:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._next: dict[tuple[int, str], int] = {}
+        self._exclusive: dict[tuple[int, str], threading.Lock] = {}
+
+    def exclusive(self, *, sender: ChecksumAddress, chain_id: int) -> AbstractContextManager[None]:
+        with self._lock:
+            return self._exclusive.setdefault((chain_id, sender), threading.Lock())
 
     def record(self, *, sender: ChecksumAddress, chain_id: int, pending_nonce: int,
                sign: Callable[[int], SignedTx], purpose: TxPurpose) -> SignedTx:

@@ -17,13 +17,15 @@ transaction kept before it is broadcast, and the settling of a nonce's transacti
 
 from __future__ import annotations
 
+import hashlib
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Literal
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Exists, Max, OuterRef, Q
 from django.utils import timezone
 from eth_typing import ChecksumAddress
@@ -33,7 +35,7 @@ from web3.types import TxReceipt
 
 from tokens.chain.client import ChainClient
 from tokens.chain.errors import ChainFeeAboveCapError, ChainTransportError
-from tokens.chain.tx import FeePolicy, SignedTx, TxPurpose, gwei_to_wei
+from tokens.chain.tx import FeePolicy, MemoryLedger, SignedTx, TxPurpose, gwei_to_wei
 from tokens.models import BuyOrder, BuyOrderConfig, ChainSender, ChainTransaction
 
 logger = logging.getLogger(__name__)
@@ -44,6 +46,8 @@ Tx = ChainTransaction
 # process) for at most this long; after it, a nonce none of whose transactions the node holds
 # is free again.
 IN_FLIGHT_SECONDS = 30
+
+_memory_exclusive = MemoryLedger()  # the exclusive section on databases without advisory locks
 
 
 def fee_policy(config: BuyOrderConfig, *, replace: bool = True) -> FeePolicy:
@@ -122,6 +126,24 @@ class DbLedger:
 
     def mined(self, tx_hash: str, *, status: int, block_number: int) -> None:
         record_mined(tx_hash, status=status, block_number=block_number)
+
+    @contextmanager
+    def exclusive(self, *, sender: ChecksumAddress, chain_id: int) -> Iterator[None]:
+        """A PostgreSQL session advisory lock per (chain, sender), across processes and machines
+        (released by the database if the process dies); a process lock on other databases."""
+        if connection.vendor != "postgresql":
+            with _memory_exclusive.exclusive(sender=sender, chain_id=chain_id):
+                yield
+            return
+        key = int.from_bytes(hashlib.sha256(f"tokens.sender:{chain_id}:{sender}".encode()).digest()[:8], "big",
+                             signed=True)
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_lock(%s)", [key])
+        try:
+            yield
+        finally:
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_advisory_unlock(%s)", [key])
 
 
 def _create(sender: ChainSender, tx: SignedTx, *, purpose: str, buy_order_id: int | None, attempt: int) -> Tx:
