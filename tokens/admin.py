@@ -19,7 +19,16 @@ from tokens import schedule as sched
 from tokens import selectors, services, settings_schedule
 from tokens.admin_slices import SplitOrderAdminMixin  # also registers the deferral and observation admins
 from tokens.dashboard import chart_svg, treasury
-from tokens.models import BuyOrder, BuyOrderConfig, BuyOrderConfigChange, BuyOrderDashboard, ExchangeRate, Revenue
+from tokens.models import (
+    BuyOrder,
+    BuyOrderConfig,
+    BuyOrderConfigChange,
+    BuyOrderDashboard,
+    ChainSender,
+    ChainTransaction,
+    ExchangeRate,
+    Revenue,
+)
 
 
 @admin.register(Revenue)
@@ -126,6 +135,9 @@ class BuyOrderConfigForm(forms.ModelForm):
         low, high = data.get("min_buy_amount"), data.get("max_buy_amount")
         if low is not None and high is not None and low > high:
             self.add_error("min_buy_amount", "The minimum must not exceed the maximum.")
+        tip, cap = data.get("priority_fee_per_gas"), data.get("max_fee_per_gas")
+        if tip is not None and cap is not None and tip > cap:
+            self.add_error("priority_fee_per_gas", "The priority fee must not exceed max_fee_per_gas.")
         if data.get("execution_schedule") and data.get("timezone") and not self.errors:
             try:
                 data["execution_schedule"] = sched.validate_schedule(data["execution_schedule"], data["timezone"])
@@ -299,3 +311,19 @@ class BuyOrderDashboardAdmin(admin.ModelAdmin):
             "recent": selectors.buy_order_history(limit=10)[0],
         }
         return TemplateResponse(request, "admin/tokens/dashboard.html", context)
+
+
+@admin.register(ChainSender)
+class ChainSenderAdmin(ReadOnlyAdmin):
+    list_display = ["address", "chain_id", "next_nonce", "updated_at"]
+
+
+@admin.register(ChainTransaction)
+class ChainTransactionAdmin(ReadOnlyAdmin):
+    """Every signed transaction, before it was broadcast; replacements point at their successor."""
+
+    list_display = ["tx_hash", "purpose", "buy_order", "nonce", "attempt", "status", "max_fee_per_gas",
+                    "max_priority_fee_per_gas", "sent_at", "settled_at"]
+    list_filter = ["status", "purpose"]
+    search_fields = ["tx_hash"]
+    exclude = ["raw_transaction", "data"]

@@ -23,6 +23,7 @@ from the chain.
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from decimal import ROUND_DOWN, Decimal
@@ -36,7 +37,10 @@ from common.money import MONEY_QUANTUM, ZERO, round_money, to_decimal, to_money
 from tokens import price_guard as pg
 from tokens import schedule as sched
 from tokens.chain import BuyReceipt, ChainClient, ChainError, ChainRevertError, ChainTransportError
+from tokens.chain.errors import ChainFeeAboveCapError
 from tokens.chain.runtime import RETRY_DELAYS, chain_client, with_retries
+from tokens.chain.txmanager import DbLedger, fee_policy, swap_outcome
+from tokens.chain.txmanager import sweep as tx_sweep
 from tokens.chain.units import to_base_units
 from tokens.models import BuyOrder, BuyOrderConfig
 from tokens.observations import GuardReading, deferral_record, price_guard_read
@@ -154,6 +158,12 @@ def buy_order_run(*, price_per_token=None, amount=None, trigger: str = BuyOrder.
     if not reading.ok:
         deferral_record(reading, trigger=trigger, period_key=period_key)
         return BuyOrderResult(success=False, error=reading.refusal, code=reading.refusal_code)
+    try:  # the fee cap: defer (no row, nothing spent, the next tick tries again) rather than overpay
+        with_retries(lambda: chain_client().suggest_fees(fee_policy(config)), what="fees", sleep=sleep)
+    except ChainFeeAboveCapError as exc:
+        return _refused("gas_above_cap", f"Deferred: {exc}.")
+    except ChainError as exc:
+        return _refused("chain_unavailable", f"No fee figures from the chain: {exc}")
 
     with transaction.atomic():
         config = locked_config()
@@ -215,7 +225,7 @@ def swap_checked(order: BuyOrder, *, reading: GuardReading, config: BuyOrderConf
     """The swap, then the post-swap check: the spot read again must not have moved more than
     the swap itself explains plus ``max_price_impact``; else a warning is kept on the order
     (and a split order stops its further slices)."""
-    result = _swap(order, sleep=sleep)
+    result = _swap(order, config=config, sleep=sleep)
     if not result.success:
         return result
     try:
@@ -239,7 +249,7 @@ def swap_checked(order: BuyOrder, *, reading: GuardReading, config: BuyOrderConf
     return result
 
 
-def _swap(order: BuyOrder, *, sleep) -> BuyOrderResult:
+def _swap(order: BuyOrder, *, config: BuyOrderConfig, sleep) -> BuyOrderResult:
     signed: list[str] = []
 
     def on_signed(tx_hash: str) -> None:
@@ -259,12 +269,17 @@ def _swap(order: BuyOrder, *, sleep) -> BuyOrderResult:
                 logger.info("buy-order %s: %s was mined after all", order.pk, tx_hash)
                 return _finish_burn(client, receipt, order)
         return client.buy(amount=order.amount, min_tokens_out=order.min_tokens, disposition=order.disposition,
-                          on_signed=on_signed)
+                          on_signed=on_signed, deadline=int(time.time()) + config.tx_deadline_seconds,
+                          policy=fee_policy(config), ledger=DbLedger(buy_order_id=order.pk))
 
     try:
         receipt = with_retries(attempt, what=f"buy-order {order.pk}", sleep=sleep, on_attempt=count_attempt)
     except ChainRevertError as exc:
-        return _fail(order, f"Reverted: {exc.reason}", tx_hash=exc.tx_hash or (signed[-1] if signed else None))
+        return _fail(order, _revert_message(exc), tx_hash=exc.tx_hash or (signed[-1] if signed else None))
+    except ChainFeeAboveCapError as exc:
+        if not signed:  # the fee rose since the check: nothing was signed
+            return _defer(order, exc)
+        return _fail(order, f"Chain error: {exc}", tx_hash=signed[-1])
     except ChainTransportError as exc:
         if signed:
             message = (f"Outcome unknown after {len(RETRY_DELAYS)} retries ({exc}); the order stays pending, its "
@@ -291,7 +306,8 @@ def _finish_burn(client: ChainClient, receipt: BuyReceipt, order: BuyOrder) -> B
     if order.disposition != BuyOrderConfig.Disposition.BURN:
         return receipt
     try:
-        return replace(receipt, burn_tx_hash=client.burn(receipt.tokens_received))
+        return replace(receipt, burn_tx_hash=client.burn(receipt.tokens_received, policy=fee_policy(buy_order_config()),
+                                                         ledger=DbLedger(buy_order_id=order.pk)))
     except ChainError as exc:
         return replace(receipt, burn_error=str(exc))
 
@@ -329,6 +345,21 @@ def _fail(order: BuyOrder, error: str, *, tx_hash: str | None = None) -> BuyOrde
                                    old_status=BuyOrder.Status.PENDING)
     logger.warning("buy-order %s failed: %s", order.pk, error)
     return BuyOrderResult(success=False, error=error, code="failed", order_id=order.pk, transaction_hash=tx_hash)
+
+
+def _revert_message(exc: ChainRevertError) -> str:
+    if exc.reason == "EXPIRED":
+        return "Expired: the swap reached a block after its deadline (reverted EXPIRED); nothing was bought."
+    return f"Reverted: {exc.reason}"
+
+
+def _defer(order: BuyOrder, exc: ChainFeeAboveCapError) -> BuyOrderResult:
+    """Nothing was signed: the row fails with the figures and frees its period for the next tick."""
+    error = f"Deferred: {exc}."
+    BuyOrder.objects.filter(pk=order.pk, status=BuyOrder.Status.PENDING).update(
+        status=BuyOrder.Status.FAILED, error=error, period_key=None, completed_at=timezone.now())
+    logger.warning("buy-order %s deferred: %s", order.pk, exc)
+    return BuyOrderResult(success=False, error=error, code="gas_above_cap", order_id=order.pk)
 
 
 def _send_completed_after_commit(order: BuyOrder) -> None:
@@ -371,6 +402,8 @@ def buy_order_reconcile(*, order: BuyOrder, stale_after: timedelta | None = None
 
 def _reconcile_one(order: BuyOrder, *, stale_after: timedelta, sleep) -> BuyOrder:
     is_stale = order.created_at <= timezone.now() - stale_after  # a slice's: when it was claimed
+    if order.chain_transactions.exists():
+        return _reconcile_swaps(order, is_stale=is_stale, sleep=sleep)
     if order.tx_hash:
         try:
             receipt = with_retries(lambda: chain_client().receipt_for(order.tx_hash), what="reconcile", sleep=sleep)
@@ -389,6 +422,41 @@ def _reconcile_one(order: BuyOrder, *, stale_after: timedelta, sleep) -> BuyOrde
     return _refreshed(order)
 
 
+def _reconcile_swaps(order: BuyOrder, *, is_stale: bool, sleep) -> BuyOrder:
+    """Every hash of the order's swap (the first and its replacements) is looked up; whichever was
+    mined settles the order, once. A stuck one is replaced; one the node never got fails the order
+    only once stale and past its wall-clock deadline (it can no longer be mined with effect)."""
+    config = buy_order_config()
+
+    def on_signed(tx_hash: str) -> None:
+        BuyOrder.objects.filter(pk=order.pk).update(tx_hash=tx_hash)
+
+    try:
+        outcome = with_retries(lambda: swap_outcome(chain_client(), order, config=config, on_signed=on_signed),
+                               what="reconcile", sleep=sleep)
+    except ChainTransportError:
+        return order
+    if outcome.state == "mined":
+        try:
+            receipt = chain_client().buy_outcome(outcome.receipt)
+        except ChainRevertError as exc:
+            _fail(order, _revert_message(exc), tx_hash=exc.tx_hash)
+        except ChainError:
+            return order
+        else:
+            _complete(order, _finish_burn(chain_client(), receipt, order))
+        return _refreshed(order)
+    if outcome.state == "pending":
+        if outcome.note:
+            logger.info("buy-order %s still pending: %s", order.pk, outcome.note)
+        return order
+    expired = outcome.last_signed_at is None or \
+        outcome.last_signed_at <= timezone.now() - timedelta(seconds=config.tx_deadline_seconds)
+    if is_stale and expired:
+        _fail(order, "Abandoned: its transaction never reached the chain, and its deadline has passed.")
+    return _refreshed(order)
+
+
 def _refreshed(order: BuyOrder) -> BuyOrder:
     order.refresh_from_db()
     return order
@@ -404,6 +472,20 @@ def buy_order_reconcile_stale(*, sleep=None) -> int:
         if buy_order_reconcile(order=order, stale_after=stale_after, sleep=sleep).status != BuyOrder.Status.PENDING:
             settled += 1
     return settled
+
+
+def chain_sweep(*, sleep=None) -> dict[str, int]:
+    """The beat's sweep (every minute): stuck transactions replaced, lost ones sent again, mined
+    ones recorded; then every pending order with transactions is reconciled from them."""
+    config = buy_order_config()
+    counts = with_retries(lambda: tx_sweep(chain_client(), config), what="transaction sweep", sleep=sleep)
+    cutoff = timezone.now() - timedelta(seconds=config.replace_after_seconds)
+    counts["orders_settled"] = 0
+    for order in BuyOrder.objects.filter(status=BuyOrder.Status.PENDING, created_at__lte=cutoff,
+                                         chain_transactions__isnull=False).distinct().order_by("id"):
+        if buy_order_reconcile(order=order, sleep=sleep).status != BuyOrder.Status.PENDING:
+            counts["orders_settled"] += 1
+    return counts
 
 
 def buy_order_preview() -> dict:

@@ -17,6 +17,8 @@ PRICE_TICK_NAME = "tokens: price observations and buy slices"
 PRICE_TICK_TASK = "tokens.price_tick"
 PACK_SALES_SWEEP_NAME = "tokens: sweep pack-sale revenue"
 PACK_SALES_SWEEP_TASK = "tokens.pack_sales_sweep"
+CHAIN_SWEEP_NAME = "tokens: replace stuck transactions"
+CHAIN_SWEEP_TASK = "tokens.chain_tx_sweep"
 
 
 def seed(apps, schema_editor=None):
@@ -43,6 +45,7 @@ def seed(apps, schema_editor=None):
     seed_reversals_sweep(apps)
     seed_price_tick(apps)
     seed_pack_sales_sweep(apps)
+    seed_chain_sweep(apps)
 
 
 def seed_reversals_sweep(apps, schema_editor=None):
@@ -75,3 +78,10 @@ def _seed_every(apps, name: str, task: str, minutes: int, description: str) -> N
     interval = (IntervalSchedule.objects.filter(every=minutes, period="minutes").first()
                 or IntervalSchedule.objects.create(every=minutes, period="minutes"))
     PeriodicTask.objects.create(name=name, task=task, interval=interval, enabled=True, description=description)
+
+
+def seed_chain_sweep(apps, schema_editor=None):
+    """The beat row of the transaction sweep (every minute), created only when missing."""
+    _seed_every(apps, CHAIN_SWEEP_NAME, CHAIN_SWEEP_TASK, 1,
+                "Every minute: replaces transactions pending too long (same nonce, higher fee), broadcasts lost "
+                "ones again, settles pending buy-orders.")

@@ -113,6 +113,18 @@ class BuyOrderConfig(models.Model):
     twap_window_seconds = models.PositiveIntegerField(default=1800, help_text="The TWAP's window, in seconds.")
     max_price_impact = models.DecimalField(max_digits=5, decimal_places=4, default=Decimal("0.01"),
                                            help_text="Largest price impact of one slice: 0.01 is 1%.")
+    # --- The transaction layer: fees (gwei), the swap's deadline, replacement of stuck transactions.
+    max_fee_per_gas = models.DecimalField(
+        max_digits=12, decimal_places=3, default=Decimal(100),
+        help_text="Gwei. The most a transaction pays per gas (EIP-1559 maxFeePerGas); when the base fee plus the "
+                  "priority fee is above it, the buy defers.")
+    priority_fee_per_gas = models.DecimalField(
+        max_digits=12, decimal_places=3, default=Decimal(1),
+        help_text="Gwei. The tip to the block producer (maxPriorityFeePerGas).")
+    tx_deadline_seconds = models.PositiveIntegerField(
+        default=600, help_text="The swap's deadline: the wall-clock time of signing + this many seconds.")
+    replace_after_seconds = models.PositiveIntegerField(
+        default=180, help_text="A transaction pending longer is sent again, same nonce, fees +12.5%.")
     updated_at = models.DateTimeField(auto_now=True)
 
     history = HistoricalRecords()  # the audit trail: who changed what, before/after (admin: History)
@@ -136,6 +148,11 @@ class BuyOrderConfig(models.Model):
                                    name="buy_order_config_impact_range"),
             models.CheckConstraint(condition=Q(twap_window_seconds__gte=60, twap_window_seconds__lte=86400),
                                    name="buy_order_config_twap_window_range"),
+            models.CheckConstraint(condition=Q(max_fee_per_gas__gt=0, priority_fee_per_gas__gte=0,
+                                             priority_fee_per_gas__lte=models.F("max_fee_per_gas")),
+                                   name="buy_order_config_fees_valid"),
+            models.CheckConstraint(condition=Q(tx_deadline_seconds__gt=0, replace_after_seconds__gt=0),
+                                   name="buy_order_config_tx_times_gt_0"),
         ]
 
     def __str__(self) -> str:
@@ -338,6 +355,86 @@ class BuyOrderTotals(models.Model):
 
     def __str__(self) -> str:
         return f"{self.completed_count} completed, {self.failed_count} failed"
+# --- The transaction layer: one nonce counter per sender, every signed transaction -----------------
+
+
+class ChainSender(models.Model):
+    """A signing address on one chain. Its row is locked (``SELECT ... FOR UPDATE``) while a nonce
+    is taken and the signed transaction recorded, so processes and machines never share a nonce."""
+
+    chain_id = models.PositiveBigIntegerField()
+    address = models.CharField(max_length=42, help_text="Checksummed.")
+    next_nonce = models.PositiveBigIntegerField(default=0, help_text="The nonce the next transaction takes, at least.")
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["chain_id", "address"], name="chain_sender_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.address} on chain {self.chain_id} (next nonce {self.next_nonce})"
+
+
+class ChainTransaction(models.Model):
+    """A transaction signed for a sender: recorded (committed) before it is broadcast.
+
+    A replacement (same nonce, higher fees) is a new row, ``attempt`` + 1, and the row it replaces
+    points at it (``replaced_by``). Of one nonce's rows at most one is ever mined; the others are
+    ``dropped`` when it is.
+    """
+
+    class Status(models.TextChoices):
+        SIGNED = "signed", "Signed, not broadcast yet"
+        SENT = "sent", "Sent, pending"
+        MINED = "mined", "Mined"
+        REVERTED = "reverted", "Mined, reverted"
+        DROPPED = "dropped", "Dropped (another transaction took its nonce)"
+        SEND_FAILED = "send_failed", "Refused by the node"
+
+    class Purpose(models.TextChoices):
+        APPROVE = "approve", "Approve"
+        SWAP = "swap", "Swap"
+        BURN = "burn", "Burn"
+        OTHER = "other", "Other"
+
+    OPEN_STATUSES = (Status.SIGNED, Status.SENT)
+
+    sender = models.ForeignKey(ChainSender, on_delete=models.PROTECT, related_name="transactions")
+    nonce = models.PositiveBigIntegerField()
+    attempt = models.PositiveSmallIntegerField(default=0, help_text="0 the first, 1+ its replacements.")
+    tx_hash = models.CharField(max_length=66, unique=True)
+    purpose = models.CharField(max_length=8, choices=Purpose.choices, default=Purpose.OTHER)
+    buy_order = models.ForeignKey(BuyOrder, null=True, blank=True, on_delete=models.PROTECT,
+                                  related_name="chain_transactions")
+    to_address = models.CharField(max_length=42)
+    data = models.TextField(help_text="The call data (hex).")
+    value = models.DecimalField(max_digits=78, decimal_places=0, default=0)
+    gas_limit = models.PositiveBigIntegerField()
+    max_fee_per_gas = models.DecimalField(max_digits=40, decimal_places=0, help_text="Wei.")
+    max_priority_fee_per_gas = models.DecimalField(max_digits=40, decimal_places=0, help_text="Wei.")
+    raw_transaction = models.TextField(help_text="The signed transaction (hex), to broadcast again.")
+    status = models.CharField(max_length=11, choices=Status.choices, default=Status.SIGNED)
+    error = models.TextField(blank=True)
+    replaced_by = models.OneToOneField("self", null=True, blank=True, on_delete=models.PROTECT,
+                                       related_name="replaces")
+    block_number = models.PositiveBigIntegerField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    sent_at = models.DateTimeField(null=True, blank=True)
+    settled_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["sender", "nonce", "attempt"]
+        constraints = [
+            models.UniqueConstraint(fields=["sender", "nonce", "attempt"], name="chain_tx_nonce_attempt_unique"),
+            models.CheckConstraint(
+                condition=Q(status__in=["signed", "sent", "mined", "reverted", "dropped", "send_failed"]),
+                name="chain_tx_status_known"),
+            models.CheckConstraint(condition=Q(max_priority_fee_per_gas__lte=models.F("max_fee_per_gas")),
+                                   name="chain_tx_tip_le_max_fee"),
+        ]
+        indexes = [models.Index(fields=["status", "sent_at"], name="chain_tx_status_sent_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.purpose} {self.tx_hash} (nonce {self.nonce}, {self.status})"
 
 
 class BuyOrderDashboard(BuyOrder):

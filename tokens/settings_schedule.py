@@ -24,9 +24,14 @@ logger = logging.getLogger(__name__)
 PERIODIC_TASK_NAME = "tokens: scheduled buy-order"
 PERIODIC_TASK = "tokens.buy_order_scheduled"
 
+# The transaction layer's settings (see tokens.chain.txmanager): fees in gwei, times in seconds.
+TX_CONFIG_FIELDS = ("max_fee_per_gas", "priority_fee_per_gas", "tx_deadline_seconds", "replace_after_seconds")
+GWEI_LIMIT = Decimal(1_000_000)  # 1M gwei per gas: far above any fee a chain has asked for
+SECONDS_LIMITS = {"tx_deadline_seconds": (30, 86_400), "replace_after_seconds": (15, 86_400)}
+
 CONFIG_FIELDS = ("revenue_percentage", "execution_schedule", "timezone", "min_buy_amount", "max_buy_amount",
                  "max_slippage", "disposition", "enabled", "max_price_deviation", "twap_window_seconds",
-                 "max_price_impact")
+                 "max_price_impact") + TX_CONFIG_FIELDS
 TWAP_WINDOW_RANGE = (60, 86400)  # one minute (the observation tick) .. one day
 
 
@@ -83,7 +88,30 @@ def clean_config_value(field: str, value):
         if not isinstance(value, bool):
             raise field_error(field, "enabled is true or false.", code="invalid_boolean")
         return value
+    if field in ("max_fee_per_gas", "priority_fee_per_gas"):
+        return clean_gwei(field, value)
+    if field in SECONDS_LIMITS:
+        low, high = SECONDS_LIMITS[field]
+        if isinstance(value, bool) or not isinstance(value, int | str):
+            raise field_error(field, f"{field} is a whole number of seconds.", code="invalid")
+        text = str(value).strip()
+        if not (text.isascii() and text.isdigit() and len(text) <= 9):
+            raise field_error(field, f"{field} is a whole number of seconds.", code="invalid")
+        seconds = int(text)
+        if not low <= seconds <= high:
+            raise field_error(field, f"{field} is between {low} and {high} seconds.", code="out_of_range")
+        return seconds
     raise field_error(field, f"Unknown setting {field!r}.", code="unknown_setting")
+
+
+def clean_gwei(field: str, value) -> Decimal:
+    value = to_decimal(value, field=field)
+    low = ZERO if field == "priority_fee_per_gas" else Decimal("0.001")
+    if not low <= value <= GWEI_LIMIT:
+        raise field_error(field, f"{field} is in gwei, from {low} to {GWEI_LIMIT}.", code="out_of_range")
+    if value != value.quantize(Decimal("0.001"), rounding=ROUND_DOWN):
+        raise field_error(field, f"{field} has at most 3 decimal places (gwei).", code="max_decimal_places")
+    return value.quantize(Decimal("0.001"))
 
 
 def locked_config() -> BuyOrderConfig:
@@ -109,6 +137,9 @@ def buy_order_config_update(*, changed_by=None, **changes) -> BuyOrderConfig:
                 setattr(config, field, value)
         if config.min_buy_amount > config.max_buy_amount:
             raise field_error("min_buy_amount", "The minimum must not exceed the maximum.", code="min_above_max")
+        if config.priority_fee_per_gas > config.max_fee_per_gas:
+            raise field_error("priority_fee_per_gas", "The priority fee must not exceed max_fee_per_gas.",
+                              code="priority_above_max_fee")
         config.execution_schedule = sched.validate_schedule(config.execution_schedule, config.timezone)
         if not diff:
             return config

@@ -72,3 +72,11 @@ def pack_sales_sweep() -> int:
     from tokens.revenue import pack_sales_sweep as sweep
 
     return sweep(older_than_minutes=getattr(settings, "TOKENS_PACK_SALE_SWEEP_AFTER_MINUTES", 5))
+
+
+@shared_task(name="tokens.chain_tx_sweep", acks_late=True)
+def chain_tx_sweep() -> dict:
+    """The beat task (every minute): stuck transactions replaced, pending buy-orders reconciled."""
+    from tokens.buy_orders import chain_sweep
+
+    return chain_sweep()

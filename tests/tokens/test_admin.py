@@ -29,6 +29,8 @@ def settings_form(**overrides):
             "disposition": config.disposition, "enabled": "on" if config.enabled else "",
             "max_price_deviation": config.max_price_deviation, "twap_window_seconds": config.twap_window_seconds,
             "max_price_impact": config.max_price_impact,
+            "max_fee_per_gas": config.max_fee_per_gas, "priority_fee_per_gas": config.priority_fee_per_gas,
+            "tx_deadline_seconds": config.tx_deadline_seconds, "replace_after_seconds": config.replace_after_seconds,
             "changes-TOTAL_FORMS": "0", "changes-INITIAL_FORMS": "0", "changes-MIN_NUM_FORMS": "0",
             "changes-MAX_NUM_FORMS": "1000"}
     data.update(overrides)

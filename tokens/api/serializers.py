@@ -27,7 +27,9 @@ class ConfigSerializer(serializers.ModelSerializer):
         model = BuyOrderConfig
         fields = ["revenue_percentage", "execution_schedule", "timezone", "min_buy_amount", "max_buy_amount",
                   "max_slippage", "disposition", "enabled", "max_price_deviation", "twap_window_seconds",
-                  "max_price_impact", "updated_at"]
+                  "max_price_impact",
+                  "max_fee_per_gas", "priority_fee_per_gas", "tx_deadline_seconds", "replace_after_seconds",
+                  "updated_at"]
         read_only_fields = fields
 
 
@@ -48,6 +50,15 @@ class ConfigUpdateSerializer(serializers.Serializer):
     twap_window_seconds = StrictIntegerField(min_value=60, max_value=86400, required=False)
     max_price_impact = StrictDecimalField(max_digits=5, decimal_places=4, required=False,
                                           help_text="Largest price impact of one slice: 0.01 is 1% (0 < i < 1).")
+    max_fee_per_gas = StrictDecimalField(max_digits=12, decimal_places=3, required=False,
+                                         help_text="Gwei: the most a transaction pays per gas; above it the buy "
+                                                   "defers.")
+    priority_fee_per_gas = StrictDecimalField(max_digits=12, decimal_places=3, required=False,
+                                              help_text="Gwei: the tip to the block producer.")
+    tx_deadline_seconds = StrictIntegerField(required=False, min_value=30, max_value=86_400,
+                                             help_text="The swap's deadline: wall clock at signing + this.")
+    replace_after_seconds = StrictIntegerField(required=False, min_value=15, max_value=86_400,
+                                               help_text="A transaction pending longer is replaced (fees +12.5%).")
 
 
 class BuyOrderSerializer(serializers.ModelSerializer):

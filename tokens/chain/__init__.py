@@ -4,7 +4,8 @@ the process's runtime (client factory, lock, retries -- :mod:`tokens.chain.runti
 The client (:mod:`tokens.chain.client`) knows nothing of the embedded chain; the embedded chain
 builds clients; the runtime chooses between the embedded chain and a node.
 
-Pure Python, no Django models; Django settings are read by ``config_from_settings`` only.
+Pure Python, no Django models (except :mod:`tokens.chain.txmanager`, the database's nonce ledger,
+which is not imported here); Django settings are read by ``config_from_settings`` only.
 """
 
 from tokens.chain.client import BuyReceipt, ChainClient, Disposition, PairState, TreasuryBalances

@@ -1,8 +1,13 @@
 """The chain client: market quotes and ZAR -> AZR buys through a Uniswap V2 style router.
 
 Amounts are whole tokens as ``Decimal``; on chain they are integers of base units, converted
-exactly (see :mod:`tokens.chain.units`). Transactions are signed locally with the treasury key,
-with fixed gas limits, by one writer per key in this process.
+exactly (see :mod:`tokens.chain.units`). Transactions are type 2 (EIP-1559), signed locally with
+the treasury key, with fixed gas limits. Their nonces come from a :class:`TxLedger`: the
+process-local :class:`MemoryLedger` by default, the database's (``tokens.chain.txmanager``) for
+the services, which records every signed transaction before it is broadcast. A transaction
+pending longer than ``FeePolicy.replace_after`` seconds is replaced: same nonce, fees +12.5%,
+never above the ``max_fee_per_gas`` cap. A buy's approve and swap run inside the ledger's
+exclusive section for the key (two interleaved buys would overwrite each other's allowance).
 
 Retrying a buy safely: ``buy(on_signed=...)`` hands over the swap transaction's hash before
 the transaction is sent. Keep every such hash; after a :class:`ChainTransportError`, look each
@@ -14,7 +19,6 @@ never got (which is then safe to buy again).
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -42,17 +46,33 @@ from web3.exceptions import (
     Web3RPCError,
 )
 from web3.logs import DISCARD
-from web3.types import BlockData, TxReceipt
+from web3.types import TxReceipt
 
 from tokens.chain.artifacts import load_artifact
 from tokens.chain.config import ChainConfig
 from tokens.chain.errors import (
     ChainConfigError,
     ChainError,
+    ChainFeeAboveCapError,
     ChainRevertError,
     ChainTransportError,
 )
+from tokens.chain.tx import (
+    GWEI,
+    REPLACEMENT_BUMP,
+    FeePolicy,
+    Fees,
+    MemoryLedger,
+    SignedTx,
+    TxLedger,
+    TxPurpose,
+    bumped,
+    gwei_to_wei,
+)
 from tokens.chain.units import from_base_units, to_base_units
+
+__all__ = ["GWEI", "REPLACEMENT_BUMP", "BuyReceipt", "ChainClient", "FeePolicy", "Fees", "MemoryLedger", "SignedTx",
+           "TreasuryBalances", "TxLedger", "TxPurpose", "bumped", "gwei_to_wei"]
 
 logger = logging.getLogger(__name__)
 
@@ -79,15 +99,10 @@ _TRANSPORT_ERRORS = (
     TesterValidationError,
 )
 
-# One nonce writer per key: all transactions of one address in this process go through
-# its lock, which is held from reading the pending nonce until the receipt is in.
-_nonce_locks: dict[str, threading.Lock] = {}
-_nonce_locks_guard = threading.Lock()
+# The node saw the transaction and refused it (it was not queued): its nonce is free again.
+_REFUSED_ERRORS = (Web3RPCError, EvmValidationError, TesterValidationError)
 
-
-def _nonce_lock(address: ChecksumAddress) -> threading.Lock:
-    with _nonce_locks_guard:
-        return _nonce_locks.setdefault(address, threading.Lock())
+_memory_ledger = MemoryLedger()
 
 
 @dataclass(frozen=True)
@@ -165,7 +180,6 @@ class ChainClient:
         self._azr = w3.eth.contract(address=_address(config.azr_token_address, "AZR token"), abi=token_abi)
         self._zar = w3.eth.contract(address=_address(config.zar_token_address, "ZAR token"), abi=token_abi)
         self._burn_address = _address(config.burn_address, "burn")
-        self._nonce_lock = _nonce_lock(self._account.address)
         self._chain_id: int | None = None
         self._decimals: dict[ChecksumAddress, int] = {}
         self._pair: Contract | None = None
@@ -248,38 +262,52 @@ class ChainClient:
         min_tokens_out: Decimal,
         disposition: Disposition = "hold",
         on_signed: Callable[[str], None] | None = None,
+        deadline: int | None = None,
+        policy: FeePolicy | None = None,
+        ledger: TxLedger | None = None,
     ) -> BuyReceipt:
         """Swap ``amount`` ZAR for at least ``min_tokens_out`` AZR, for the treasury.
 
         Approves the router for ``amount`` when its allowance is short, then swaps.
-        ``on_signed(tx_hash)`` is called with the swap's hash before it is sent. With
-        ``disposition="burn"`` the tokens received are then sent to the burn address.
+        ``on_signed(tx_hash)`` is called with the swap's hash (and a replacement's) before it is
+        sent. With ``disposition="burn"`` the tokens received are then sent to the burn address.
+        ``deadline`` is the swap's deadline (Unix time); by default the wall clock now +
+        ``config.deadline_seconds``. Fees follow ``policy`` (see :meth:`suggest_fees`).
 
-        Raises :class:`ChainRevertError` when a transaction reverts (e.g. with
-        ``INSUFFICIENT_OUTPUT_AMOUNT`` when the price moved beyond ``min_tokens_out``), and
-        :class:`ChainTransportError` when the node cannot be reached or refuses a request.
+        Raises :class:`ChainFeeAboveCapError` before signing anything when the fee needed is above
+        the cap; :class:`ChainRevertError` when a transaction reverts (e.g. with
+        ``INSUFFICIENT_OUTPUT_AMOUNT`` when the price moved beyond ``min_tokens_out``, or
+        ``EXPIRED`` past the deadline), and :class:`ChainTransportError` when the node cannot be
+        reached or refuses a request.
         """
         if disposition not in DISPOSITIONS:
             raise ValueError(f"disposition must be one of {DISPOSITIONS}, not {disposition!r}")
-        with self._nonce_lock, self._translated("buy"):
+        policy = policy or FeePolicy()
+        ledger = ledger or _memory_ledger
+        with self._translated("buy"):
             amount_in = to_base_units(amount, self._token_decimals(self._zar))
             if amount_in == 0:
                 raise ValueError("the amount to buy with must be positive")
             min_out = to_base_units(min_tokens_out, self._token_decimals(self._azr), round_up=True)
-            block = self._w3.eth.get_block("latest")
-            fees = self._fee_fields(block)
-            allowance = self._zar.functions.allowance(self.treasury_address, self._router.address).call()
-            if allowance < amount_in:
-                self._transact(self._zar, "approve", [self._router.address, amount_in], fees)
-            # The deadline follows the chain's clock too: the embedded chain's runs ahead.
-            deadline = max(int(time.time()), block["timestamp"]) + self._config.deadline_seconds
-            receipt = self._transact(
-                self._router,
-                "swapExactTokensForTokens",
-                [amount_in, min_out, self._path, self.treasury_address, deadline],
-                fees,
-                on_signed=on_signed,
-            )
+            fees = self.suggest_fees(policy)
+            # The wall clock, not the chain's: a swap held back by a node or a builder expires.
+            if deadline is None:
+                deadline = int(time.time()) + self._config.deadline_seconds
+            with ledger.exclusive(sender=self.treasury_address, chain_id=self.chain_id):
+                allowance = self._zar.functions.allowance(self.treasury_address, self._router.address).call()
+                if allowance < amount_in:
+                    self._transact(self._zar, "approve", [self._router.address, amount_in], fees,
+                                   ledger=ledger, policy=policy, purpose="approve")
+                receipt = self._transact(
+                    self._router,
+                    "swapExactTokensForTokens",
+                    [amount_in, min_out, self._path, self.treasury_address, deadline],
+                    fees,
+                    ledger=ledger,
+                    policy=policy,
+                    purpose="swap",
+                    on_signed=on_signed,
+                )
             result = self._buy_receipt(receipt)
             logger.info(
                 "bought %s AZR for %s ZAR in %s (block %s, gas %s)",
@@ -290,14 +318,15 @@ class ChainClient:
                 result.gas_used,
             )
             if disposition == "burn":
-                result = self._burn_bought(result, fees)
+                result = self._burn_bought(result, fees, ledger=ledger, policy=policy)
             return result
 
-    def _burn_bought(self, result: BuyReceipt, fees: dict[str, int]) -> BuyReceipt:
+    def _burn_bought(self, result: BuyReceipt, fees: Fees, *, ledger: TxLedger, policy: FeePolicy) -> BuyReceipt:
         units = to_base_units(result.tokens_received, self._token_decimals(self._azr))
         try:
             with self._translated("burn"):
-                burn = self._transact(self._azr, "transfer", [self._burn_address, units], fees)
+                burn = self._transact(self._azr, "transfer", [self._burn_address, units], fees,
+                                      ledger=ledger, policy=policy, purpose="burn")
         except ChainError as exc:
             logger.error(
                 "bought %s AZR in %s but could not burn them, the treasury holds them: %s",
@@ -310,13 +339,102 @@ class ChainClient:
         logger.info("burned %s AZR in %s", result.tokens_received, burn_tx_hash)
         return replace(result, burn_tx_hash=burn_tx_hash)
 
-    def burn(self, amount: Decimal) -> str:
+    def burn(self, amount: Decimal, *, policy: FeePolicy | None = None, ledger: TxLedger | None = None) -> str:
         """Send ``amount`` AZR from the treasury to the burn address; return the tx hash."""
-        with self._nonce_lock, self._translated("burn"):
+        policy = policy or FeePolicy()
+        with self._translated("burn"):
             units = to_base_units(amount, self._token_decimals(self._azr))
-            fees = self._fee_fields(self._w3.eth.get_block("latest"))
-            receipt = self._transact(self._azr, "transfer", [self._burn_address, units], fees)
+            receipt = self._transact(self._azr, "transfer", [self._burn_address, units], self.suggest_fees(policy),
+                                     ledger=ledger or _memory_ledger, policy=policy, purpose="burn")
             return receipt["transactionHash"].to_0x_hex()
+
+    # --- Fees, replacement, lookups -----------------------------------------------------
+
+    def suggest_fees(self, policy: FeePolicy | None = None) -> Fees:
+        """Type-2 fees for a transaction now: maxFeePerGas = 2 x base fee + tip (room for the base
+        fee to rise), lowered to the cap; :class:`ChainFeeAboveCapError` when even base fee + tip
+        (what the next block needs) is above the cap -- defer, don't overpay."""
+        policy = policy or FeePolicy()
+        with self._translated("fees"):
+            base_fee = self._w3.eth.get_block("latest").get("baseFeePerGas")
+            if base_fee is None:
+                raise ChainError("the chain has no EIP-1559 base fee (pre-London): not supported")
+            tip = policy.priority_fee_per_gas
+            if tip is None:
+                tip = self._w3.eth.max_priority_fee
+        required = base_fee + tip
+        cap = policy.max_fee_per_gas
+        if cap is not None and required > cap:
+            raise ChainFeeAboveCapError(required=required, cap=cap, base_fee=base_fee)
+        max_fee = 2 * base_fee + tip
+        if cap is not None:
+            max_fee = min(max_fee, cap)
+        return Fees(max_fee_per_gas=max_fee, max_priority_fee_per_gas=tip, base_fee=base_fee)
+
+    def replace(self, tx: SignedTx, *, policy: FeePolicy | None = None, ledger: TxLedger | None = None,
+                on_signed: Callable[[str], None] | None = None) -> SignedTx:
+        """Sign ``tx`` again with the same nonce and both fees raised by >= 12.5% (and to at least
+        what the chain needs now), keep it in the ledger, broadcast it.
+
+        :class:`ChainFeeAboveCapError` (nothing signed) when the bumped fee is above the cap; a
+        refused broadcast (e.g. "nonce too low": the original was mined meanwhile) is recorded by
+        the ledger and raised as :class:`ChainTransportError`.
+        """
+        policy = policy or FeePolicy()
+        ledger = ledger or _memory_ledger
+        with self._translated("replace"):
+            base_fee = self._w3.eth.get_block("latest").get("baseFeePerGas") or 0
+            tip = max(bumped(tx.max_priority_fee_per_gas), policy.priority_fee_per_gas or 0)
+            max_fee = max(bumped(tx.max_fee_per_gas), base_fee + tip)
+            cap = policy.max_fee_per_gas
+            if cap is not None and max_fee > cap:
+                raise ChainFeeAboveCapError(required=max_fee, cap=cap, what=f"replacement of {tx.tx_hash}")
+            replacement = self._sign(tx.nonce, {"to": tx.to, "data": tx.data, "gas": tx.gas, "value": tx.value},
+                                     Fees(max_fee, tip, base_fee))
+            ledger.record_replacement(tx, replacement)
+            if on_signed is not None:
+                on_signed(replacement.tx_hash)
+            self._broadcast(replacement, ledger)
+            logger.warning("replaced %s (nonce %s, pending too long) by %s: max fee %s -> %s wei, tip %s -> %s",
+                           tx.tx_hash, tx.nonce, replacement.tx_hash, tx.max_fee_per_gas, max_fee,
+                           tx.max_priority_fee_per_gas, tip)
+            return replacement
+
+    def rebroadcast(self, raw: bytes, tx_hash: str) -> None:
+        """Send a transaction signed earlier again (a crash between recording and broadcasting)."""
+        with self._translated("rebroadcast"):
+            try:
+                self._w3.eth.send_raw_transaction(raw)
+            except Web3RPCError as exc:
+                if "already known" not in exc.message.lower():
+                    raise
+
+    def lookup(self, tx_hash: str) -> tuple[Literal["mined", "pending", "unknown"], TxReceipt | None]:
+        """Where ``tx_hash`` is now, without waiting: mined (with its receipt), pending, unknown."""
+        with self._translated("lookup"):
+            try:
+                return "mined", self._w3.eth.get_transaction_receipt(tx_hash)
+            except TransactionNotFound:
+                pass
+            try:
+                self._w3.eth.get_transaction(tx_hash)
+            except TransactionNotFound:
+                return "unknown", None
+            return "pending", None
+
+    def buy_outcome(self, receipt: TxReceipt) -> BuyReceipt:
+        """The :class:`BuyReceipt` of a mined swap; :class:`ChainRevertError` when it reverted."""
+        with self._translated("receipt"):
+            if receipt["status"] != 1:
+                tx_hash = receipt["transactionHash"].to_0x_hex()
+                tx = self._w3.eth.get_transaction(tx_hash)
+                sent = {"to": tx["to"], "data": tx["input"], "gas": tx["gas"]}
+                raise ChainRevertError(self._replay_reason(sent, receipt), tx_hash=tx_hash)
+            return self._buy_receipt(receipt)
+
+    def pending_nonce(self) -> int:
+        with self._translated("nonce"):
+            return self._w3.eth.get_transaction_count(self.treasury_address, "pending")
 
     def receipt_for(self, tx_hash: str) -> BuyReceipt | None:
         """The outcome of a swap sent earlier, for retrying a buy without paying twice.
@@ -364,48 +482,101 @@ class ChainClient:
             decimals = self._decimals[token.address] = token.functions.decimals().call()
         return decimals
 
-    def _fee_fields(self, block: BlockData) -> dict[str, int]:
-        base_fee = block.get("baseFeePerGas")
-        if base_fee is None:  # a chain without EIP-1559
-            return {"gasPrice": self._w3.eth.gas_price}
-        tip = self._w3.eth.max_priority_fee
-        return {"maxFeePerGas": 2 * base_fee + tip, "maxPriorityFeePerGas": tip}
-
     def _transact(
         self,
         contract: Contract,
         function: str,
         args: list[Any],
-        fees: dict[str, int],
+        fees: Fees,
         *,
+        ledger: TxLedger,
+        policy: FeePolicy,
+        purpose: TxPurpose,
         on_signed: Callable[[str], None] | None = None,
     ) -> TxReceipt:
-        """Sign, send and wait for one transaction; the caller holds the nonce lock.
+        """Sign (the ledger gives the nonce and keeps the signed transaction), send, and wait for
+        one transaction -- replacing it when it stays pending longer than ``policy.replace_after``.
 
-        The nonce is read from the node (pending) for every transaction, never cached, so a
-        failed send leaves nothing stale behind.
+        The node's pending nonce is only a floor: the ledger knows the nonces taken by
+        transactions still in flight, which a node may not count yet.
         """
-        tx: dict[str, Any] = {
-            "chainId": self.chain_id,
-            "nonce": self._w3.eth.get_transaction_count(self.treasury_address, "pending"),
-            "to": contract.address,
-            "value": 0,
-            "data": contract.encode_abi(function, args=args),
-            "gas": self._config.gas_limit,
-            **fees,
-        }
-        signed = self._account.sign_transaction(tx)
-        tx_hash = signed.hash.to_0x_hex()
+        call = {"to": contract.address, "data": contract.encode_abi(function, args=args), "gas": self._config.gas_limit,
+                "value": 0}
+        signed = ledger.record(sender=self.treasury_address, chain_id=self.chain_id,
+                               pending_nonce=self.pending_nonce(),
+                               sign=lambda nonce: self._sign(nonce, call, fees), purpose=purpose)
         if on_signed is not None:
-            on_signed(tx_hash)
-        self._w3.eth.send_raw_transaction(signed.raw_transaction)
-        logger.info("sent %s.%s as %s (nonce %s)", contract.address, function, tx_hash, tx["nonce"])
-        receipt = self._wait_for_receipt(tx_hash)
+            on_signed(signed.tx_hash)
+        self._broadcast(signed, ledger)
+        logger.info("sent %s.%s as %s (nonce %s)", contract.address, function, signed.tx_hash, signed.nonce)
+        receipt = self._await([signed], ledger=ledger, policy=policy, on_signed=on_signed)
         if receipt["status"] != 1:
-            reason = self._replay_reason(tx, receipt)
+            reason = self._replay_reason(call, receipt)
+            tx_hash = receipt["transactionHash"].to_0x_hex()
             logger.warning("%s.%s in %s reverted: %s", contract.address, function, tx_hash, reason)
             raise ChainRevertError(reason, tx_hash=tx_hash)
         return receipt
+
+    def _sign(self, nonce: int, call: dict[str, Any], fees: Fees) -> SignedTx:
+        tx = {"type": 2, "chainId": self.chain_id, "nonce": nonce, **call, **fees.fields()}
+        signed = self._account.sign_transaction(tx)
+        return SignedTx(
+            tx_hash=signed.hash.to_0x_hex(), raw=bytes(signed.raw_transaction), sender=self.treasury_address,
+            chain_id=self.chain_id, nonce=nonce, to=call["to"], data=call["data"], gas=call["gas"],
+            value=call["value"], max_fee_per_gas=fees.max_fee_per_gas,
+            max_priority_fee_per_gas=fees.max_priority_fee_per_gas)
+
+    def _broadcast(self, tx: SignedTx, ledger: TxLedger) -> None:
+        """Send ``tx``; tell the ledger whether the node took it. A transport failure (no answer)
+        leaves it as signed: the node may have it, a later look-up or rebroadcast settles that."""
+        try:
+            self._w3.eth.send_raw_transaction(tx.raw)
+        except _REFUSED_ERRORS as exc:
+            message = exc.message if isinstance(exc, Web3RPCError) else str(exc)
+            if "already known" not in message.lower():
+                ledger.send_failed(tx, self._scrub(message))
+                raise
+        except _TRANSPORT_ERRORS:
+            # No answer: when the node can tell, a transaction it does not hold frees its nonce
+            # (sending the same nonce again is safe: of one nonce's transactions one is mined).
+            try:
+                self._w3.eth.get_transaction(tx.tx_hash)
+            except TransactionNotFound:
+                ledger.send_failed(tx, "the node did not receive it")
+            except _TRANSPORT_ERRORS:
+                pass
+            raise
+        ledger.sent(tx)
+
+    def _await(self, family: list[SignedTx], *, ledger: TxLedger, policy: FeePolicy,
+               on_signed: Callable[[str], None] | None = None) -> TxReceipt:
+        """The receipt of whichever of ``family`` (one nonce) is mined; replaces the newest when it
+        stays pending longer than ``policy.replace_after``; :class:`TimeExhausted` after
+        ``config.receipt_timeout`` seconds."""
+        started = last_sent = time.monotonic()
+        while True:
+            for tx in reversed(family):
+                try:
+                    receipt = self._w3.eth.get_transaction_receipt(tx.tx_hash)
+                except TransactionNotFound:
+                    continue
+                ledger.mined(tx.tx_hash, status=receipt["status"], block_number=receipt["blockNumber"])
+                return receipt
+            now = time.monotonic()
+            if now - started >= self._config.receipt_timeout:
+                raise TimeExhausted(f"{family[-1].tx_hash} not mined after {self._config.receipt_timeout} s")
+            if policy.replace_after is not None and now - last_sent >= policy.replace_after:
+                last_sent = now
+                try:
+                    replacement = self.replace(family[-1], policy=policy, ledger=ledger, on_signed=on_signed)
+                except ChainFeeAboveCapError as exc:
+                    logger.warning("%s stays pending: %s", family[-1].tx_hash, exc)
+                except ChainTransportError as exc:  # e.g. "nonce too low": one of the family was mined
+                    logger.info("replacement of %s not sent: %s", family[-1].tx_hash, exc)
+                else:
+                    family.append(replacement)
+                continue
+            time.sleep(self._config.receipt_poll_interval)
 
     def _wait_for_receipt(self, tx_hash: str) -> TxReceipt:
         return self._w3.eth.wait_for_transaction_receipt(

@@ -32,3 +32,27 @@ class ChainRevertError(ChainError):
         super().__init__(f"execution reverted: {reason}")
         self.reason = reason
         self.tx_hash = tx_hash
+
+
+class ChainFeeAboveCapError(ChainError):
+    """The fee a transaction needs now is above the configured cap: nothing was signed.
+
+    ``required`` is base fee + priority fee (wei per gas) -- or, for a replacement, the bumped
+    fee the node demands -- and ``cap`` is ``max_fee_per_gas``. Not a transport error: waiting
+    (the next tick) is the answer, not an immediate retry.
+    """
+
+    def __init__(self, *, required: int, cap: int, base_fee: int | None = None, what: str = "transaction") -> None:
+        figures = f"{_gwei(required)} gwei needed"
+        if base_fee is not None:
+            figures += f" (base fee {_gwei(base_fee)} gwei + priority fee {_gwei(required - base_fee)} gwei)"
+        super().__init__(f"gas above the cap: the {what} needs {figures}, above max_fee_per_gas {_gwei(cap)} gwei")
+        self.required = required
+        self.cap = cap
+        self.base_fee = base_fee
+
+
+def _gwei(wei: int) -> str:
+    from decimal import Decimal
+
+    return format((Decimal(wei) / Decimal(10**9)).normalize(), "f")

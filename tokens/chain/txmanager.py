@@ -1,0 +1,278 @@
+"""The database's transaction ledger: nonces safe across processes and machines, every signed
+transaction kept before it is broadcast, and the settling of a nonce's transactions.
+
+- :class:`DbLedger` is the :class:`tokens.chain.client.TxLedger` of the services. Taking a nonce
+  locks the sender's :class:`ChainSender` row (``SELECT ... FOR UPDATE``); the transaction is
+  signed and its :class:`ChainTransaction` row written in the same database transaction, which
+  commits before the broadcast. So two processes never sign one nonce, and a crash after the
+  commit leaves the signed transaction on record (the sweep broadcasts it again).
+- The next nonce is the lowest of: a nonce at or above the node's pending nonce all of whose
+  transactions the node refused (a gap to fill), else max(the row's ``next_nonce``, the node's
+  pending nonce) -- the row catches up with a node that is ahead and never goes back below a
+  nonce that was used.
+- :func:`swap_outcome` reconciles a buy-order: it looks up every hash of its swap (the first and
+  its replacements, one nonce), records the one that was mined -- once -- and drops the others;
+  it replaces a swap still pending after ``replace_after_seconds``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Literal
+
+from django.db import connection, transaction
+from django.db.models import Exists, Max, OuterRef, Q
+from django.utils import timezone
+from eth_typing import ChecksumAddress
+from hexbytes import HexBytes
+from web3 import Web3
+from web3.types import TxReceipt
+
+from tokens.chain.client import ChainClient
+from tokens.chain.errors import ChainFeeAboveCapError, ChainTransportError
+from tokens.chain.tx import FeePolicy, MemoryLedger, SignedTx, TxPurpose, gwei_to_wei
+from tokens.models import BuyOrder, BuyOrderConfig, ChainSender, ChainTransaction
+
+logger = logging.getLogger(__name__)
+
+Tx = ChainTransaction
+
+# A transaction recorded but not yet confirmed sent is being broadcast (by this or another
+# process) for at most this long; after it, a nonce none of whose transactions the node holds
+# is free again.
+IN_FLIGHT_SECONDS = 30
+
+_memory_exclusive = MemoryLedger()  # the exclusive section on databases without advisory locks
+
+
+def fee_policy(config: BuyOrderConfig, *, replace: bool = True) -> FeePolicy:
+    """The settings' fees in wei, and when a pending transaction is replaced."""
+    return FeePolicy(max_fee_per_gas=gwei_to_wei(config.max_fee_per_gas),
+                     priority_fee_per_gas=gwei_to_wei(config.priority_fee_per_gas),
+                     replace_after=config.replace_after_seconds if replace else None)
+
+
+def _locked_sender(chain_id: int, address: str) -> ChainSender:
+    ChainSender.objects.get_or_create(chain_id=chain_id, address=address)
+    return ChainSender.objects.select_for_update().get(chain_id=chain_id, address=address)
+
+
+def next_nonce(sender: ChainSender, pending_nonce: int) -> int:
+    """The nonce to take now (the caller holds the sender's row lock).
+
+    A nonce below ``next_nonce`` but not below the node's pending nonce is taken again when none
+    of its transactions is live: all refused, or signed but never confirmed sent for longer than
+    :data:`IN_FLIGHT_SECONDS` (a broadcast in progress elsewhere is live). Taking a nonce again
+    is safe -- of one nonce's transactions at most one is ever mined; skipping one is not: every
+    later transaction waits behind the gap.
+    """
+    floor = max(sender.next_nonce, pending_nonce)
+    live = Tx.objects.filter(sender=sender, nonce=OuterRef("nonce")).filter(
+        Q(status__in=[Tx.Status.SENT, Tx.Status.MINED, Tx.Status.REVERTED, Tx.Status.DROPPED])
+        | Q(status=Tx.Status.SIGNED, created_at__gt=timezone.now() - timedelta(seconds=IN_FLIGHT_SECONDS)))
+    gap = (Tx.objects.filter(sender=sender, nonce__gte=pending_nonce, nonce__lt=floor)
+           .exclude(Exists(live)).order_by("nonce").values_list("nonce", flat=True).first())
+    return floor if gap is None else gap
+
+
+class DbLedger:
+    """Nonces and signed transactions in the database (see the module docstring).
+
+    Use it outside any open database transaction: its rows must be committed before the broadcast.
+    """
+
+    def __init__(self, *, buy_order_id: int | None = None) -> None:
+        self.buy_order_id = buy_order_id
+
+    def record(self, *, sender: ChecksumAddress, chain_id: int, pending_nonce: int,
+               sign: Callable[[int], SignedTx], purpose: TxPurpose) -> SignedTx:
+        with transaction.atomic():
+            row = _locked_sender(chain_id, sender)
+            nonce = next_nonce(row, pending_nonce)
+            signed = sign(nonce)
+            again = Tx.objects.filter(tx_hash=signed.tx_hash).update(  # the very same transaction, once more
+                status=Tx.Status.SIGNED, error="", created_at=timezone.now(), settled_at=None)
+            if not again:
+                attempt = Tx.objects.filter(sender=row, nonce=nonce).aggregate(n=Max("attempt"))["n"]
+                _create(row, signed, purpose=purpose, buy_order_id=self.buy_order_id,
+                        attempt=0 if attempt is None else attempt + 1)
+            if nonce + 1 > row.next_nonce:
+                row.next_nonce = nonce + 1
+                row.save(update_fields=["next_nonce", "updated_at"])
+        logger.info("nonce %s of %s taken by %s (%s)", nonce, sender, signed.tx_hash, purpose)
+        return signed
+
+    def record_replacement(self, original: SignedTx, replacement: SignedTx) -> None:
+        with transaction.atomic():
+            old = Tx.objects.select_for_update().select_related("sender").get(tx_hash=original.tx_hash)
+            attempt = Tx.objects.filter(sender=old.sender, nonce=old.nonce).aggregate(n=Max("attempt"))["n"]
+            new = _create(old.sender, replacement, purpose=old.purpose, buy_order_id=old.buy_order_id,
+                          attempt=attempt + 1)
+            old.replaced_by = new
+            old.save(update_fields=["replaced_by"])
+
+    def sent(self, tx: SignedTx) -> None:
+        Tx.objects.filter(tx_hash=tx.tx_hash, status=Tx.Status.SIGNED).update(status=Tx.Status.SENT,
+                                                                              sent_at=timezone.now())
+
+    def send_failed(self, tx: SignedTx, error: str) -> None:
+        Tx.objects.filter(tx_hash=tx.tx_hash, status=Tx.Status.SIGNED).update(
+            status=Tx.Status.SEND_FAILED, error=error[:2000], settled_at=timezone.now())
+
+    def mined(self, tx_hash: str, *, status: int, block_number: int) -> None:
+        record_mined(tx_hash, status=status, block_number=block_number)
+
+    @contextmanager
+    def exclusive(self, *, sender: ChecksumAddress, chain_id: int) -> Iterator[None]:
+        """A PostgreSQL session advisory lock per (chain, sender), across processes and machines
+        (released by the database if the process dies); a process lock on other databases."""
+        if connection.vendor != "postgresql":
+            with _memory_exclusive.exclusive(sender=sender, chain_id=chain_id):
+                yield
+            return
+        key = int.from_bytes(hashlib.sha256(f"tokens.sender:{chain_id}:{sender}".encode()).digest()[:8], "big",
+                             signed=True)
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_lock(%s)", [key])
+        try:
+            yield
+        finally:
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_advisory_unlock(%s)", [key])
+
+
+def _create(sender: ChainSender, tx: SignedTx, *, purpose: str, buy_order_id: int | None, attempt: int) -> Tx:
+    return Tx.objects.create(
+        sender=sender, nonce=tx.nonce, attempt=attempt, tx_hash=tx.tx_hash, purpose=purpose,
+        buy_order_id=buy_order_id, to_address=tx.to, data=tx.data, value=tx.value, gas_limit=tx.gas,
+        max_fee_per_gas=tx.max_fee_per_gas, max_priority_fee_per_gas=tx.max_priority_fee_per_gas,
+        raw_transaction=HexBytes(tx.raw).to_0x_hex())
+
+
+def record_mined(tx_hash: str, *, status: int, block_number: int) -> bool:
+    """``tx_hash`` is mined: it becomes ``mined`` (or ``reverted``) and every other transaction of
+    its nonce ``dropped`` -- once: False when it was recorded already (or is not ours)."""
+    with transaction.atomic():
+        row = Tx.objects.select_for_update().filter(tx_hash=tx_hash).first()
+        if row is None or row.status in (Tx.Status.MINED, Tx.Status.REVERTED):
+            return False
+        now = timezone.now()
+        row.status = Tx.Status.MINED if status == 1 else Tx.Status.REVERTED
+        row.block_number, row.settled_at, row.error = block_number, now, ""
+        row.save(update_fields=["status", "block_number", "settled_at", "error"])
+        Tx.objects.filter(sender_id=row.sender_id, nonce=row.nonce).exclude(pk=row.pk).exclude(
+            status=Tx.Status.SEND_FAILED).update(status=Tx.Status.DROPPED, settled_at=now,
+                                                 error=f"nonce {row.nonce} was taken by {tx_hash}")
+    return True
+
+
+def signed_tx(row: Tx) -> SignedTx:
+    """A recorded transaction as the client signs it again."""
+    return SignedTx(tx_hash=row.tx_hash, raw=bytes(HexBytes(row.raw_transaction)),
+                    sender=Web3.to_checksum_address(row.sender.address), chain_id=row.sender.chain_id,
+                    nonce=row.nonce, to=Web3.to_checksum_address(row.to_address), data=row.data, gas=row.gas_limit,
+                    value=int(row.value), max_fee_per_gas=int(row.max_fee_per_gas),
+                    max_priority_fee_per_gas=int(row.max_priority_fee_per_gas))
+
+
+@dataclass(frozen=True)
+class SwapOutcome:
+    state: Literal["mined", "pending", "unknown", "none"]
+    receipt: TxReceipt | None = None
+    note: str = ""
+    last_signed_at: object = None  # the newest swap row's creation time
+
+
+def swap_outcome(client: ChainClient, order: BuyOrder, *, config: BuyOrderConfig,
+                 on_signed: Callable[[str], None] | None = None) -> SwapOutcome:
+    """Where the swap of ``order`` is: every hash of it is looked up (newest first).
+
+    ``mined``: one was (recorded once, the others dropped) -- its receipt. ``pending``: the node
+    holds one; when it has been pending longer than ``replace_after_seconds`` it is replaced
+    (same nonce, fees +12.5%, within the cap -- else it waits, and the note says why).
+    ``unknown``: the node knows none; signed ones never confirmed sent are broadcast again.
+    ``none``: no swap was ever signed.
+    """
+    rows = list(Tx.objects.filter(buy_order=order, purpose=Tx.Purpose.SWAP).select_related("sender")
+                .order_by("-created_at", "-id"))
+    if not rows:
+        return SwapOutcome("none")
+    pending: list[Tx] = []
+    for row in rows:
+        state, receipt = client.lookup(row.tx_hash)
+        if state == "mined":
+            record_mined(row.tx_hash, status=receipt["status"], block_number=receipt["blockNumber"])
+            return SwapOutcome("mined", receipt, last_signed_at=rows[0].created_at)
+        if state == "pending":
+            pending.append(row)
+    if pending:
+        return SwapOutcome("pending", note=_replace_if_stuck(client, pending[0], config, on_signed),
+                           last_signed_at=rows[0].created_at)
+    for row in rows:
+        if row.status == Tx.Status.SIGNED:  # committed, then the process stopped before the broadcast?
+            try:
+                client.rebroadcast(bytes(HexBytes(row.raw_transaction)), row.tx_hash)
+            except ChainTransportError as exc:
+                logger.warning("rebroadcast of %s failed: %s", row.tx_hash, exc)
+                continue
+            DbLedger().sent(signed_tx(row))
+            return SwapOutcome("pending", note=f"{row.tx_hash} broadcast again", last_signed_at=rows[0].created_at)
+    return SwapOutcome("unknown", last_signed_at=rows[0].created_at)
+
+
+def _replace_if_stuck(client: ChainClient, row: Tx, config: BuyOrderConfig,
+                      on_signed: Callable[[str], None] | None) -> str:
+    since = row.sent_at or row.created_at
+    if since > timezone.now() - timedelta(seconds=config.replace_after_seconds):
+        return f"{row.tx_hash} pending since {since:%H:%M:%S}"
+    try:
+        new = client.replace(signed_tx(row), policy=fee_policy(config), ledger=DbLedger(), on_signed=on_signed)
+    except ChainFeeAboveCapError as exc:
+        Tx.objects.filter(pk=row.pk).update(error=str(exc))
+        return f"{row.tx_hash} stuck, not replaced: {exc}"
+    except ChainTransportError as exc:
+        return f"{row.tx_hash} stuck, its replacement was refused: {exc}"
+    return f"{row.tx_hash} replaced by {new.tx_hash}"
+
+
+def sweep(client: ChainClient, config: BuyOrderConfig) -> dict[str, int]:
+    """Settle or unstick every open transaction of ``client``'s sender older than
+    ``replace_after_seconds``: a mined one is recorded (the rest of its nonce dropped), one still
+    pending is replaced (same nonce, fees +12.5%, within the cap), one the node lost is broadcast
+    again. Returns how many of each."""
+    counts = {"mined": 0, "replaced": 0, "rebroadcast": 0, "waiting": 0}
+    cutoff = timezone.now() - timedelta(seconds=config.replace_after_seconds)
+    heads = (Tx.objects.filter(sender__chain_id=client.chain_id, sender__address=client.treasury_address,
+                               status__in=Tx.OPEN_STATUSES, replaced_by__isnull=True, created_at__lte=cutoff)
+             .select_related("sender").order_by("nonce"))
+    for head in heads:
+        family = list(Tx.objects.filter(sender=head.sender, nonce=head.nonce, status__in=Tx.OPEN_STATUSES)
+                      .order_by("-attempt"))
+        states = {}
+        for row in family:
+            state, receipt = client.lookup(row.tx_hash)
+            states[row.tx_hash] = state
+            if state == "mined":
+                record_mined(row.tx_hash, status=receipt["status"], block_number=receipt["blockNumber"])
+                counts["mined"] += 1
+                break
+        else:
+            if "pending" in states.values():
+                note = _replace_if_stuck(client, head, config, None)
+                counts["replaced" if " replaced by " in note else "waiting"] += 1
+                logger.info("transaction sweep: %s", note)
+            else:
+                try:
+                    client.rebroadcast(bytes(HexBytes(head.raw_transaction)), head.tx_hash)
+                except ChainTransportError as exc:
+                    logger.warning("transaction sweep: %s could not be broadcast again: %s", head.tx_hash, exc)
+                    counts["waiting"] += 1
+                    continue
+                Tx.objects.filter(pk=head.pk).update(status=Tx.Status.SENT, sent_at=timezone.now())
+                counts["rebroadcast"] += 1
+    return counts
