@@ -54,3 +54,14 @@ def member_client():
         return client
 
     return make
+
+
+@pytest.fixture(autouse=True)
+def _wall_clock(monkeypatch):
+    """Swap deadlines count from the tests' wall clock, which ``time_travel`` moves with the
+    embedded chain (``tests.chain_clock``)."""
+    from tests import chain_clock
+    from tokens.chain import runtime
+
+    chain_clock.reset()
+    monkeypatch.setattr(runtime, "wall_clock", chain_clock.now)

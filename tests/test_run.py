@@ -74,6 +74,16 @@ class Run:
             time.sleep(0.5)
         raise AssertionError(f"/health/ never answered:\n{self.output()}")
 
+    def wait_for_log(self, name: str, text: str, timeout: float = 90) -> None:
+        """Until ``var/log/<name>`` says ``text`` (the worker is ready only after Django loads)."""
+        path, deadline = self.var_dir / "log" / name, time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            assert self.process.poll() is None, self.output()
+            if path.exists() and text in path.read_text(errors="replace"):
+                return
+            time.sleep(0.5)
+        raise AssertionError(f"{name} never said {text!r}:\n{self.output()}")
+
     def children(self) -> bool:
         """Whether anything of the run's process group is still alive."""
         try:
@@ -127,6 +137,7 @@ def test_make_run_serves_and_stops_cleanly_on_ctrl_c_and_sigterm_keeping_its_cha
     second = Run(var_dir)
     try:
         second.wait_for_health()
+        second.wait_for_log("worker.log", "ready.")  # its warm shutdown is checked below
         assert json.loads((var_dir / "chain.json").read_text())["treasury_address"] == treasury
     finally:
         status = second.stop("sigterm")

@@ -23,7 +23,6 @@ from the chain.
 from __future__ import annotations
 
 import logging
-import time
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from decimal import ROUND_DOWN, Decimal
@@ -36,7 +35,7 @@ from common.errors import field_error
 from common.money import MONEY_QUANTUM, ZERO, round_money, to_decimal, to_money
 from tokens import price_guard as pg
 from tokens import schedule as sched
-from tokens.chain import BuyReceipt, ChainClient, ChainError, ChainRevertError, ChainTransportError
+from tokens.chain import BuyReceipt, ChainClient, ChainError, ChainRevertError, ChainTransportError, runtime
 from tokens.chain.errors import ChainFeeAboveCapError
 from tokens.chain.runtime import RETRY_DELAYS, chain_client, with_retries
 from tokens.chain.txmanager import DbLedger, fee_policy, swap_outcome
@@ -269,7 +268,7 @@ def _swap(order: BuyOrder, *, config: BuyOrderConfig, sleep) -> BuyOrderResult:
                 logger.info("buy-order %s: %s was mined after all", order.pk, tx_hash)
                 return _finish_burn(client, receipt, order)
         return client.buy(amount=order.amount, min_tokens_out=order.min_tokens, disposition=order.disposition,
-                          on_signed=on_signed, deadline=int(time.time()) + config.tx_deadline_seconds,
+                          on_signed=on_signed, deadline=runtime.wall_clock() + config.tx_deadline_seconds,
                           policy=fee_policy(config), ledger=DbLedger(buy_order_id=order.pk))
 
     try:

@@ -6,6 +6,7 @@ from decimal import Decimal
 
 import pytest
 
+from tests import chain_clock
 from tokens.chain import runtime
 from tokens.chain.artifacts import load_artifact
 from tokens.chain.embedded import EmbeddedChain, build_embedded_chain
@@ -15,7 +16,9 @@ TWAP_WINDOW = 1800  # the default twap_window_seconds
 
 
 def time_travel(chain: EmbeddedChain, seconds: int) -> int:
-    """Move the embedded chain's clock ``seconds`` ahead and mine a block there; its timestamp."""
+    """Move the embedded chain's clock ``seconds`` ahead and mine a block there; its timestamp.
+    The tests' wall clock (swap deadlines) moves with it (``tests.chain_clock``)."""
+    chain_clock.advance(seconds)
     now = chain.w3.eth.get_block("latest")["timestamp"]
     chain.w3.testing.timeTravel(now + seconds)
     chain.w3.testing.mine()

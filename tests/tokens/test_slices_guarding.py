@@ -55,7 +55,7 @@ def test_a_pool_moved_right_after_a_slice_stops_the_order_and_nothing_further_is
 
     result = buy_order_execute()
 
-    assert attacked.moves == 1
+    assert attacked.moves == 1, result
     assert result.success and "someone else moved the pool" in result.error
     order = BuyOrder.objects.get(parent__isnull=True)
     first, *rest = order.slices.order_by("slice_index")

@@ -20,11 +20,13 @@ from eth_account import Account
 from web3 import Web3
 from web3.middleware import Web3Middleware
 
+from tests import chain_clock
 from tokens.chain import ChainClient, ChainTransportError, runtime
 from tokens.chain.artifacts import load_artifact
 from tokens.chain.tx import GWEI, SignedTx
 from tokens.chain.txmanager import DbLedger
 from tokens.models import BuyOrder, BuyOrderConfig, BuyOrderConfigChange, ChainSender, ChainTransaction
+from tokens.observations import price_observe
 from tokens.selectors import available_revenue
 from tokens.services import (
     buy_order_config_update,
@@ -168,10 +170,14 @@ def test_fee_settings_over_the_api(config, api_client):
 def test_the_swap_deadline_is_the_wall_clock_plus_the_setting(config, chain):
     buy_order_config_update(tx_deadline_seconds=120)
     revenue_track(source="other", amount="10000")
-    chain.w3.provider.ethereum_tester.time_travel(int(time.time()) + 3600)  # the chain's clock runs ahead
+    # The chain's clock runs an hour ahead of the wall clock (tests.chain_clock: the tests' wall).
+    chain.w3.provider.ethereum_tester.time_travel(chain_clock.now() + 3600)
+    mine(chain)
+    price_observe()  # a TWAP window on the chain's clock (only the chain moves on)
+    chain.w3.provider.ethereum_tester.time_travel(chain.w3.eth.get_block("latest")["timestamp"] + 1801)
     mine(chain)
 
-    started = int(time.time())
+    started = chain_clock.now()
     result = buy_order_execute()
 
     assert not result.success and result.code == "failed"
@@ -179,7 +185,7 @@ def test_the_swap_deadline_is_the_wall_clock_plus_the_setting(config, chain):
     swap = swap_rows(BuyOrder.objects.get())[0]
     router = chain.w3.eth.contract(address=chain.router, abi=load_artifact("Router").abi)
     _, args = router.decode_function_input(swap.data)
-    assert started + 120 <= args["deadline"] <= int(time.time()) + 120
+    assert started + 120 <= args["deadline"] <= chain_clock.now() + 120
     assert swap.status == "reverted"
     assert available_revenue() == Decimal("1000.00")
 

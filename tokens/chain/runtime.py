@@ -129,6 +129,12 @@ def chain_client_set(client: ChainClient | None) -> None:
     _clients.set(client)
 
 
+def wall_clock() -> int:
+    """Unix seconds from this machine's clock: what a swap's deadline is counted from (never the
+    chain's own time, which a lagging node or a withheld transaction would stretch)."""
+    return int(time.time())
+
+
 def retry_delay(attempt: int) -> float:
     """The pause before retry ``attempt + 1``."""
     return min(RETRY_DELAYS[min(attempt, len(RETRY_DELAYS) - 1)], RETRY_DELAY_CAP)
