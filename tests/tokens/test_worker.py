@@ -23,9 +23,12 @@ pytestmark = [pytest.mark.redis, pytest.mark.django_db(transaction=True)]
 
 
 @pytest.fixture
-def redis_app():
+def redis_app(monkeypatch):
     """A Celery app configured like the project's, on Redis and not eager; restored afterwards."""
     url = os.environ["TEST_REDIS_URL"]
+    # Celery reads CELERY_BROKER_URL from the environment before its own broker_url (scripts/test.sh
+    # exports memory:// for the eager tests): without this the "worker" would run on memory.
+    monkeypatch.setenv("CELERY_BROKER_URL", url)
     app = Celery("azr-worker-test")
     app.config_from_object("django.conf:settings", namespace="CELERY")
     app.conf.update(broker_url=url, result_backend=url, task_always_eager=False, task_ignore_result=False,
