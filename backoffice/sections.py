@@ -28,10 +28,11 @@ SECTIONS: tuple[Section, ...] = (
              "purchases.Project", "purchases.Option"),
             apps=("purchases",)),
     Section("compensation", "Compensation",
-            ("mlm.Bonus", "mlm.PayoutRun", "mlm.PoolRun", "mlm.ProcessedRefund", "mlm.Rank", "mlm.InvestmentTier",
+            ("mlm.Bonus", "mlm.PoolRun", "mlm.ProcessedRefund", "mlm.Rank", "mlm.InvestmentTier",
              "mlm.PlanSettings"),
             apps=("mlm",)),
-    Section("payouts", "Payouts", ("withdrawals.Withdrawal",), apps=("withdrawals",)),
+    # Money leaving: the monthly release of held bonuses, then members' withdrawals.
+    Section("payouts", "Payouts", ("mlm.PayoutRun", "withdrawals.Withdrawal"), apps=("withdrawals",)),
     Section("buyback", "Buy-back",
             ("tokens.BuyOrderDashboard", "tokens.BuyOrder", "tokens.Revenue", "tokens.ExchangeRate",
              "tokens.BuyOrderConfig"),

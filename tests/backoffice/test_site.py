@@ -61,6 +61,7 @@ def test_an_unmapped_model_falls_into_its_apps_section_or_else_the_plumbing():
 def test_a_section_page_lists_its_models_and_an_unknown_one_is_404(client, operator):
     page = client.get("/admin/section/payouts/")
     assert page.status_code == 200 and b"/admin/withdrawals/withdrawal/" in page.content
+    assert b"/admin/mlm/payoutrun/" in page.content  # the monthly payout run is money leaving too
     assert b"/admin/tokens/buyorder/" not in page.content.split(b'id="content-main"')[1]
     assert client.get("/admin/section/nope/").status_code == 404
     assert client.get("/admin/tokens/").status_code == 200  # an app's own page still works
