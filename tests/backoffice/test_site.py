@@ -45,7 +45,7 @@ def test_sections_come_in_business_order_with_every_registered_model(rf, operato
     by_name = {s["name"]: [m["object_name"] for m in s["models"]] for s in grouped}
     assert by_name["Members & wallets"][0] == "User" and by_name["Buy-back"][0] == "BuyOrderDashboard"
     assert {"APIKey", "MaskedToken", "Group", "PeriodicTask"} <= set(by_name["System & access"])
-    assert "Bonus" in by_name["Compensation"] and by_name["Payouts"] == ["Withdrawal"]
+    assert "Bonus" in by_name["Compensation"] and by_name["Payouts"] == ["PayoutRun", "Withdrawal"]
 
 
 def test_an_unmapped_model_falls_into_its_apps_section_or_else_the_plumbing():
