@@ -15,6 +15,7 @@ from django.db.models import Q
 from django.utils import timezone
 from simple_history.models import HistoricalRecords
 
+from common.display import signed_money
 from common.money import MoneyField
 
 # The sponsor tree is stored as a materialized path: each member's path is its
@@ -172,7 +173,7 @@ class LedgerEntry(models.Model):
                    models.Index(fields=["cause_type", "cause_id"], name="ledger_cause_idx")]
 
     def __str__(self) -> str:
-        return f"{self.user} {self.wallet} {self.amount:+} ({self.reason})"
+        return f"{self.user} {self.wallet} {signed_money(self.amount, 'USD')} ({self.get_reason_display()})"
 
 
 class DebtEntry(models.Model):
@@ -204,7 +205,7 @@ class DebtEntry(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.user} debt {self.amount:+} ({self.reason})"
+        return f"{self.user} debt {signed_money(self.amount, 'USD')} ({self.get_reason_display()})"
 
 
 class WalletSettings(models.Model):
