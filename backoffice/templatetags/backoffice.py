@@ -51,3 +51,9 @@ def choice_label(value, field: str):
     app_label, model, name = field.split(".")
     choices = dict(apps.get_model(app_label, model)._meta.get_field(name).flatchoices)
     return choices.get(value, value)
+
+
+@register.filter
+def history_column(record, column: str):
+    """A history page's extra column (``history_list_display``) of one version."""
+    return getattr(record, column, "")
