@@ -39,6 +39,7 @@ from common.bulk import insert_many, update_many
 from common.errors import IdempotencyConflict, field_error
 from common.locks import lock_rows
 from common.money import MONEY_DECIMAL_PLACES, MONEY_MAX, MONEY_QUANTUM, format_money, round_money, to_money
+from common.text import text_clean
 
 BALANCE_FIELD = {Wallet.ACTIVE: "balance_active", Wallet.PASSIVE: "balance_passive"}
 LEDGER_KEY_MAX_LENGTH = LedgerEntry._meta.get_field("idempotency_key").max_length
@@ -91,6 +92,8 @@ def member_create(*, email: str, password: str | None = None, sponsor: User | No
                   is_superuser: bool = False, validate_password_strength: bool = False) -> User:
     """Register a member under `sponsor` (the system root when None)."""
     email = _member_email(email)
+    first_name = text_clean(first_name, field="first_name")
+    last_name = text_clean(last_name, field="last_name")
     if password and validate_password_strength:
         try:
             validate_password(password)
@@ -136,6 +139,9 @@ def members_create_bulk(*, members: Sequence[NewMember]) -> list[User]:
     if not members:
         return []
     emails = [_member_email(m.email) for m in members]
+    for m in members:
+        text_clean(m.first_name, field="first_name")
+        text_clean(m.last_name, field="last_name")
     if len(set(emails)) != len(emails):
         twice = sorted({e for e in emails if emails.count(e) > 1})
         raise field_error("email", f"An e-mail is listed twice: {', '.join(twice[:5])}.", code="duplicate_email")
@@ -428,7 +434,8 @@ def wallet_deposit_with_status(*, user: User, amount, reference: str, created_by
     amount raises `IdempotencyConflict` (code `reference_conflict`).
     """
     amount = to_money(amount)
-    reference = str(reference or "").strip()
+    reference = text_clean(reference, field="reference").strip()
+    description = text_clean(description, field="description")
     if not reference:
         raise field_error("reference", "A deposit needs a reference.", code="required")
     if len(reference) > DEPOSIT_REFERENCE_MAX_LENGTH:
