@@ -22,6 +22,13 @@ from common.money import MoneyField
 # sponsor's path followed by its own id, base-36, fixed width. The upline is
 # read straight from the path (no query), the downline is a prefix match.
 PATH_STEP = 7  # 36**7 ≈ 7.8e10 ids
+# How deep a line may go. The path's B-tree index (varchar_pattern_ops) takes entries of at most
+# 2704 bytes (PostgreSQL's btree version 4 limit, a third of a page, header included): a path that
+# does not compress is refused beyond 2692 characters, whatever the column's max_length (4000).
+# Whole levels: 384 (2688 characters), the root's included; `accounts.services` refuses deeper
+# (`line_too_deep`) before the database would.
+PATH_INDEX_MAX_CHARS = 2692
+LINE_MAX_LEVELS = PATH_INDEX_MAX_CHARS // PATH_STEP  # 384: the root and 383 levels below it
 _ALPHABET = string.digits + string.ascii_lowercase
 
 

@@ -32,7 +32,7 @@ from django.db import IntegrityError, models, transaction
 from django.db.models import Value
 from django.db.models.functions import Concat, Lower, Substr
 
-from accounts.models import DebtEntry, LedgerEntry, User, Wallet, WalletSettings, path_encode
+from accounts.models import LINE_MAX_LEVELS, DebtEntry, LedgerEntry, User, Wallet, WalletSettings, path_encode
 from accounts.selectors import system_root
 from accounts.signals import sponsor_changing
 from common.bulk import insert_many, update_many
@@ -81,8 +81,18 @@ def _email_taken(email: str) -> ValidationError:
                        code="email_taken")
 
 
+def line_depth_check(deepest: int) -> None:
+    """The tree's one depth rule: a member ``deepest`` levels below the root fits the path's index
+    (``LINE_MAX_LEVELS``, the root included); deeper is a ValidationError `line_too_deep`."""
+    if deepest + 1 > LINE_MAX_LEVELS:
+        raise field_error("sponsor", f"The line would be too deep: a member may be at most {LINE_MAX_LEVELS - 1} "
+                                     f"levels below the root (this one would be {deepest}). Choose a sponsor "
+                                     "higher in the line.", code="line_too_deep")
+
+
 def _member_place(user: User, parent: User) -> None:
     """The tree rule: a member's path is its sponsor's path and its own id; depth one more."""
+    line_depth_check(parent.depth + 1)
     user.path = parent.path + path_encode(user.pk)
     user.depth = parent.depth + 1
 
@@ -102,6 +112,7 @@ def member_create(*, email: str, password: str | None = None, sponsor: User | No
     with transaction.atomic():
         parent = sponsor if sponsor is not None else system_root()
         parent = User.objects.only("id", "path", "depth", "is_active").get(pk=parent.pk)
+        line_depth_check(parent.depth + 1)  # before anything is written
         if User.objects.filter(email__iexact=email).exists():
             raise _email_taken("")
         user = User(email=email, first_name=first_name or "", last_name=last_name or "",
@@ -218,6 +229,10 @@ def member_sponsor_change(*, user: User, sponsor: User) -> User:
         sponsor_changing.send(sender=User, user=user)  # e.g. mlm keeps the old paths for refunds
         old_prefix, new_prefix = user.path, sponsor.path + path_encode(user.pk)
         depth_delta = sponsor.depth + 1 - user.depth
+        if depth_delta > 0:
+            deepest = (User.objects.filter(path__startswith=old_prefix).aggregate(d=models.Max("depth"))["d"]
+                       or user.depth)
+            line_depth_check(deepest + depth_delta)
         User.objects.filter(path__startswith=old_prefix).update(
             path=Concat(Value(new_prefix), Substr("path", len(old_prefix) + 1),
                         output_field=models.CharField()),
