@@ -11,8 +11,10 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+from django import forms
 from django.core.exceptions import FieldDoesNotExist, PermissionDenied
 from django.db import models
+from django.utils.html import format_html
 from simple_history.admin import SimpleHistoryAdmin
 from simple_history.template_utils import HistoricalRecordContextHelper
 
@@ -56,9 +58,34 @@ class AuditContextHelper(HistoricalRecordContextHelper):
         return audit_value(field, value)
 
 
+class DecimalInput(forms.NumberInput):
+    """A decimal setting as a person writes it: ``200`` not ``200.00000000``, ``0.04`` not
+    ``0.040000``; a rate (``percent=True``) also says what it is as a percentage (``= 4%``)."""
+
+    def __init__(self, attrs=None, *, percent: bool = False):
+        super().__init__(attrs)
+        self.percent = percent
+
+    def format_value(self, value):
+        if isinstance(value, Decimal) and value.is_finite():
+            return f"{value.normalize():f}"
+        return super().format_value(value)
+
+    def render(self, name, value, attrs=None, renderer=None):
+        html = super().render(name, value, attrs, renderer)
+        if self.percent and isinstance(value, Decimal) and value.is_finite():
+            html += format_html(' <span class="decimal-hint">= {}</span>', display.rate(value, places=4))
+        return html
+
+
 class AuditAdmin(SimpleHistoryAdmin):
     history_list_per_page = 50
     object_history_list_template = "admin/audit/object_history_list.html"
+
+    def formfield_for_dbfield(self, db_field, request, **kwargs):
+        if isinstance(db_field, models.DecimalField) and "widget" not in kwargs:
+            kwargs["widget"] = DecimalInput(percent=is_fraction_field(db_field))
+        return super().formfield_for_dbfield(db_field, request, **kwargs)
 
     def get_historical_record_context_helper(self, request, historical_record):
         return AuditContextHelper(self.model, historical_record)
