@@ -35,7 +35,7 @@ SUMMARY_LABELS: dict[str, tuple[str, str]] = {
     "tv": ("Team volume (TV, qualifying)", "money"),
     "max_branch": ("Largest branch volume", "money"),
     "cap": ("Branch cap (most one branch counts)", "money"),
-    "next_rank": ("Next rank", "text"),
+    "next_rank_name": ("Next rank", "text"),
     "gap": ("Team volume still needed for the next rank", "money"),
     "gap_pv": ("Personal volume still needed for the next rank", "money"),
     "partners_required": ("Active partners the next rank requires", "text"),
@@ -65,7 +65,7 @@ def summary_rows(summary: dict) -> list[tuple[str, str]]:
         else:
             shown = EMPTY if value in (None, "") else str(value)
         rows.append((label, shown))
-    known = set(SUMMARY_LABELS) | {"rank"}
+    known = set(SUMMARY_LABELS) | {"rank", "next_rank"}  # the codes: their names are shown
     rows += [(key.replace("_", " "), str(value)) for key, value in summary.items() if key not in known]
     return rows
 
@@ -100,13 +100,14 @@ def _link(url_name: str, pk, text) -> str:
 def _purchases(member: User, number, may_refund: bool) -> Section:
     from purchases.models import Purchase
 
+    back = urlencode({"next": reverse("admin:accounts_user_change", args=[member.pk])})
     page = _page(Purchase.objects.filter(user=member).select_related("project", "option")
                  .order_by("-created_at", "-id"), number)
     rows = []
     for p in page:
         if may_refund and p.refunded_at is None and p.kind != Purchase.Kind.BONUS:
             action = format_html('<a class="refund-link" href="{}">Refund…</a>',
-                                 reverse("admin:purchases_purchase_refund", args=[p.pk]))
+                                 f'{reverse("admin:purchases_purchase_refund", args=[p.pk])}?{back}')
         else:
             action = ""
         rows.append([_link("admin:purchases_purchase_change", p.pk, f"#{p.pk}"), when(p.created_at),

@@ -15,12 +15,20 @@ from django.db.models import Q
 from django.utils import timezone
 from simple_history.models import HistoricalRecords
 
+from common.display import signed_money
 from common.money import MoneyField
 
 # The sponsor tree is stored as a materialized path: each member's path is its
 # sponsor's path followed by its own id, base-36, fixed width. The upline is
 # read straight from the path (no query), the downline is a prefix match.
 PATH_STEP = 7  # 36**7 ≈ 7.8e10 ids
+# How deep a line may go. The path's B-tree index (varchar_pattern_ops) takes entries of at most
+# 2704 bytes (PostgreSQL's btree version 4 limit, a third of a page, header included): a path that
+# does not compress is refused beyond 2692 characters, whatever the column's max_length (4000).
+# Whole levels: 384 (2688 characters), the root's included; `accounts.services` refuses deeper
+# (`line_too_deep`) before the database would.
+PATH_INDEX_MAX_CHARS = 2692
+LINE_MAX_LEVELS = PATH_INDEX_MAX_CHARS // PATH_STEP  # 384: the root and 383 levels below it
 _ALPHABET = string.digits + string.ascii_lowercase
 
 
@@ -172,7 +180,7 @@ class LedgerEntry(models.Model):
                    models.Index(fields=["cause_type", "cause_id"], name="ledger_cause_idx")]
 
     def __str__(self) -> str:
-        return f"{self.user} {self.wallet} {self.amount:+} ({self.reason})"
+        return f"{self.user} {self.wallet} {signed_money(self.amount, 'USD')} ({self.get_reason_display()})"
 
 
 class DebtEntry(models.Model):
@@ -204,7 +212,7 @@ class DebtEntry(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.user} debt {self.amount:+} ({self.reason})"
+        return f"{self.user} debt {signed_money(self.amount, 'USD')} ({self.get_reason_display()})"
 
 
 class WalletSettings(models.Model):

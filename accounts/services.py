@@ -32,13 +32,14 @@ from django.db import IntegrityError, models, transaction
 from django.db.models import Value
 from django.db.models.functions import Concat, Lower, Substr
 
-from accounts.models import DebtEntry, LedgerEntry, User, Wallet, WalletSettings, path_encode
+from accounts.models import LINE_MAX_LEVELS, DebtEntry, LedgerEntry, User, Wallet, WalletSettings, path_encode
 from accounts.selectors import system_root
 from accounts.signals import sponsor_changing
 from common.bulk import insert_many, update_many
 from common.errors import IdempotencyConflict, field_error
 from common.locks import lock_rows
 from common.money import MONEY_DECIMAL_PLACES, MONEY_MAX, MONEY_QUANTUM, format_money, round_money, to_money
+from common.text import text_clean
 
 BALANCE_FIELD = {Wallet.ACTIVE: "balance_active", Wallet.PASSIVE: "balance_passive"}
 LEDGER_KEY_MAX_LENGTH = LedgerEntry._meta.get_field("idempotency_key").max_length
@@ -80,8 +81,18 @@ def _email_taken(email: str) -> ValidationError:
                        code="email_taken")
 
 
+def line_depth_check(deepest: int) -> None:
+    """The tree's one depth rule: a member ``deepest`` levels below the root fits the path's index
+    (``LINE_MAX_LEVELS``, the root included); deeper is a ValidationError `line_too_deep`."""
+    if deepest + 1 > LINE_MAX_LEVELS:
+        raise field_error("sponsor", f"The line would be too deep: a member may be at most {LINE_MAX_LEVELS - 1} "
+                                     f"levels below the root (this one would be {deepest}). Choose a sponsor "
+                                     "higher in the line.", code="line_too_deep")
+
+
 def _member_place(user: User, parent: User) -> None:
     """The tree rule: a member's path is its sponsor's path and its own id; depth one more."""
+    line_depth_check(parent.depth + 1)
     user.path = parent.path + path_encode(user.pk)
     user.depth = parent.depth + 1
 
@@ -91,6 +102,8 @@ def member_create(*, email: str, password: str | None = None, sponsor: User | No
                   is_superuser: bool = False, validate_password_strength: bool = False) -> User:
     """Register a member under `sponsor` (the system root when None)."""
     email = _member_email(email)
+    first_name = text_clean(first_name, field="first_name")
+    last_name = text_clean(last_name, field="last_name")
     if password and validate_password_strength:
         try:
             validate_password(password)
@@ -99,6 +112,7 @@ def member_create(*, email: str, password: str | None = None, sponsor: User | No
     with transaction.atomic():
         parent = sponsor if sponsor is not None else system_root()
         parent = User.objects.only("id", "path", "depth", "is_active").get(pk=parent.pk)
+        line_depth_check(parent.depth + 1)  # before anything is written
         if User.objects.filter(email__iexact=email).exists():
             raise _email_taken("")
         user = User(email=email, first_name=first_name or "", last_name=last_name or "",
@@ -136,6 +150,9 @@ def members_create_bulk(*, members: Sequence[NewMember]) -> list[User]:
     if not members:
         return []
     emails = [_member_email(m.email) for m in members]
+    for m in members:
+        text_clean(m.first_name, field="first_name")
+        text_clean(m.last_name, field="last_name")
     if len(set(emails)) != len(emails):
         twice = sorted({e for e in emails if emails.count(e) > 1})
         raise field_error("email", f"An e-mail is listed twice: {', '.join(twice[:5])}.", code="duplicate_email")
@@ -212,6 +229,10 @@ def member_sponsor_change(*, user: User, sponsor: User) -> User:
         sponsor_changing.send(sender=User, user=user)  # e.g. mlm keeps the old paths for refunds
         old_prefix, new_prefix = user.path, sponsor.path + path_encode(user.pk)
         depth_delta = sponsor.depth + 1 - user.depth
+        if depth_delta > 0:
+            deepest = (User.objects.filter(path__startswith=old_prefix).aggregate(d=models.Max("depth"))["d"]
+                       or user.depth)
+            line_depth_check(deepest + depth_delta)
         User.objects.filter(path__startswith=old_prefix).update(
             path=Concat(Value(new_prefix), Substr("path", len(old_prefix) + 1),
                         output_field=models.CharField()),
@@ -428,7 +449,8 @@ def wallet_deposit_with_status(*, user: User, amount, reference: str, created_by
     amount raises `IdempotencyConflict` (code `reference_conflict`).
     """
     amount = to_money(amount)
-    reference = str(reference or "").strip()
+    reference = text_clean(reference, field="reference").strip()
+    description = text_clean(description, field="description")
     if not reference:
         raise field_error("reference", "A deposit needs a reference.", code="required")
     if len(reference) > DEPOSIT_REFERENCE_MAX_LENGTH:

@@ -8,6 +8,18 @@ from common import display
 from common.money import MONEY_DECIMAL_PLACES
 
 
+def next_url(request, param: str = "next") -> str | None:
+    """The page to go back to (``?next=``), when it is a path of this site; None otherwise (another
+    host, another scheme, ``javascript:``…)."""
+    from django.utils.http import url_has_allowed_host_and_scheme
+
+    url = request.GET.get(param) or ""
+    if url and url_has_allowed_host_and_scheme(url, allowed_hosts={request.get_host()},
+                                               require_https=request.is_secure()):
+        return url
+    return None
+
+
 def num(text):
     """A number cell: right-aligned, on one line (``.num`` in the back-office's CSS)."""
     return format_html('<span class="num">{}</span>', text)

@@ -40,6 +40,13 @@ def money(value, currency: str | None = None) -> str:
     return f"{text} {currency}" if currency else text
 
 
+def signed_money(value, currency: str | None = None) -> str:
+    """Money with its sign, for a change of a balance: ``+80.00 USD``, ``-12.50 USD``."""
+    amount = _decimal(value)
+    text = money(amount, currency)
+    return f"+{text}" if amount is not None and text != money(0, currency) and amount > 0 else text
+
+
 def tokens(value, symbol: str | None = None) -> str:
     """A token quantity with 4 decimals: ``160000.12345678`` → ``160,000.1235``."""
     amount = _decimal(value)

@@ -9,9 +9,11 @@ for packs, a JSON number for an amount). Every API serializer uses them for its 
 
 from __future__ import annotations
 
+from django.core.validators import ProhibitNullCharactersValidator
 from rest_framework import serializers
 
 from common.numbers import parse_ascii_decimal
+from common.text import invalid_characters, invalid_characters_message
 
 
 def _ascii_number(field: serializers.Field, data):
@@ -53,3 +55,24 @@ class MoneyInputField(StrictDecimalField):
         if value <= 0:
             raise serializers.ValidationError("Must be greater than zero.", code="min_value")
         return value
+
+
+class TextInputField(serializers.CharField):
+    """A text in a request that is stored (a name, a reference, a reason): DRF's CharField that
+    refuses every control character (not only NUL) with the code ``invalid_characters``
+    (``common.text``); ``multiline=True`` lets tabs and line breaks through."""
+
+    default_error_messages = {"invalid_characters": "Control characters are not allowed here."}
+
+    def __init__(self, *, multiline: bool = False, **kwargs):
+        super().__init__(**kwargs)
+        self.multiline = multiline
+        # Its own rule replaces DRF's NUL check (whose code is `null_characters_not_allowed`).
+        self.validators = [v for v in self.validators if not isinstance(v, ProhibitNullCharactersValidator)]
+
+    def to_internal_value(self, data):
+        if isinstance(data, str):
+            bad = invalid_characters(data, multiline=self.multiline)
+            if bad:
+                raise serializers.ValidationError(invalid_characters_message(bad), code="invalid_characters")
+        return super().to_internal_value(data)

@@ -227,6 +227,11 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # Redoc's own fonts come from Google Fonts: the system's instead (templates/api/redoc.html).
+    "REDOC_UI_SETTINGS": {"theme": {"typography": {
+        "fontFamily": 'system-ui, -apple-system, "Segoe UI", Roboto, "Helvetica Neue", Arial, sans-serif',
+        "headings": {"fontFamily": 'system-ui, -apple-system, "Segoe UI", Roboto, "Helvetica Neue", Arial, sans-serif'},
+        "code": {"fontFamily": "ui-monospace, SFMono-Regular, Menlo, Consolas, monospace"}}}},
     "TITLE": "AZR back-office API",
     "DESCRIPTION": "Members (token auth), staff, and services (API key: `Authorization: Api-Key <key>`). "
                    "Every error is JSON: `{message, code, errors, codes}` (README: Error codes).",

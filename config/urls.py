@@ -20,7 +20,8 @@ urlpatterns = [
     path("api/", include(api_patterns)),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
-    path("api/redoc/", SpectacularRedocView.as_view(url_name="schema"), name="api-redoc"),
+    path("api/redoc/", SpectacularRedocView.as_view(url_name="schema", template_name="api/redoc.html"),  # offline
+         name="api-redoc"),
 ]
 
 # Errors raised outside a DRF view (no URL matched, a middleware refused): JSON under /api/.

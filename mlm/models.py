@@ -17,6 +17,7 @@ from django.utils import timezone
 from simple_history.models import HistoricalRecords
 
 from accounts.models import User
+from common.display import money
 from common.money import MoneyField
 
 # The month helpers live in mlm.rules (pure); re-exported here for the rest of the app.
@@ -184,7 +185,7 @@ class MonthlyVolume(models.Model):
         indexes = [models.Index(fields=["month", "pv"], name="mlm_monthly_month_idx")]
 
     def __str__(self) -> str:
-        return f"{self.user_id} {self.month:%Y-%m}: {self.pv}"
+        return f"{self.user_id} {self.month:%Y-%m}: {money(self.pv)}"
 
 
 class RankHistory(models.Model):
@@ -222,7 +223,7 @@ class PoolRun(models.Model):
         constraints = [models.CheckConstraint(condition=Q(month__day=1), name="mlm_poolrun_first_day")]
 
     def __str__(self) -> str:
-        return f"Pool {self.month:%Y-%m}: {self.pool}"
+        return f"Pool {self.month:%Y-%m}: {money(self.pool, 'USD')}"
 
 
 class PayoutRun(models.Model):
@@ -240,7 +241,7 @@ class PayoutRun(models.Model):
         constraints = [models.CheckConstraint(condition=Q(month__day=1), name="mlm_payoutrun_first_day")]
 
     def __str__(self) -> str:
-        return f"Payout {self.month:%Y-%m}: {self.total}"
+        return f"Payout {self.month:%Y-%m}: {money(self.total, 'USD')}"
 
 
 class Bonus(models.Model):
@@ -301,7 +302,7 @@ class Bonus(models.Model):
                                 condition=Q(status="pending"))]
 
     def __str__(self) -> str:
-        return f"{self.kind} {self.amount} → {self.user_id}"
+        return f"{self.get_kind_display()} {money(self.amount, 'USD')} → {self.user_id}"
 
     @property
     def ledger_key(self) -> str:

@@ -150,7 +150,8 @@ def loyalty(plan: Plan, *, user: User, today: date | None = None) -> tuple[int, 
 
 
 def member_summary(*, user: User) -> dict:
-    """rank (code), is_active, is_pioneer, pv, monthly_pv, fv, tv, max_branch, cap, next_rank, gap,
+    """rank (code), is_active, is_pioneer, pv, monthly_pv, fv, tv, max_branch, cap, next_rank (code and
+    next_rank_name), gap,
     `loyalty_streak` and `is_loyalty_qualified` (§8a, from the purchases as they are now), the
     member's cash bonuses by status (`bonuses_pending`, `bonuses_paid`, `bonuses_reversed`) and its
     `clawback_debt`."""
@@ -174,6 +175,7 @@ def member_summary(*, user: User) -> dict:
         "pv": stats.pv, "monthly_pv": month_pv, "fv": stats.fv, "tv": stats.tv,
         "max_branch": stats.max_branch, "cap": cap,
         "next_rank": next_rank.code if next_rank else None,
+        "next_rank_name": next_rank.name if next_rank else None,
         "gap": gap,
         "gap_pv": max(ZERO, next_rank.pv_required - stats.pv) if next_rank else ZERO,
         "partners_required": next_rank.partners_required if next_rank else 0,

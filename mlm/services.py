@@ -22,6 +22,7 @@ from django.utils import timezone
 from accounts.models import PATH_STEP, User
 from common.errors import field_error
 from common.money import ZERO
+from common.text import text_clean
 from mlm import engine, rules, selectors
 from mlm.engine import team_volume_enqueue  # noqa: F401 - a public name of this module
 from mlm.models import (
@@ -227,6 +228,7 @@ def rank_assign(*, user: User, rank_code: str, reason: str = "manual", created_b
         raise field_error("user", "The system root is never ranked.", code="system_root")
     if reason not in RankHistory.Reason.values:
         note, reason = (note or reason), RankHistory.Reason.MANUAL
+    note = text_clean(note, field="note", multiline=True)
     plan = plan_load()
     new_rank = next((r for r in plan.ranks if r.code == rank_code), None)
     if new_rank is None:

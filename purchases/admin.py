@@ -6,7 +6,7 @@ from django.urls import path, reverse
 from django.utils.html import format_html
 
 from common import display
-from common.admin import ReadOnlyAdmin, num
+from common.admin import ReadOnlyAdmin, next_url, num
 from common.exports import MONEY, ExportMixin
 from purchases.models import Option, Project, Purchase, Refund
 from purchases.selectors import refund_preview
@@ -115,18 +115,22 @@ class PurchaseAdmin(ExportMixin, ReadOnlyAdmin):
 
     def refund_view(self, request, pk):
         """One purchase's refund (the member page's "Refund…" link, a GET): the same confirmation
-        page and the same action as the list's; once done, back to the member's page (its purchases come first)."""
+        page and the same action as the list's; its Cancel and breadcrumb lead back where it came from
+        (``?next=``, a path of this site), and so does a done refund (by default the member's page)."""
         if not self.has_refund_permission(request):
             raise PermissionDenied
-        purchase = get_object_or_404(Purchase, pk=pk)
-        response = self.refund(request, Purchase.objects.filter(pk=pk))
-        return response or redirect("admin:accounts_user_change", purchase.user_id)
+        purchase = get_object_or_404(Purchase.objects.select_related("user"), pk=pk)
+        back = next_url(request)
+        response = self.refund(request, Purchase.objects.filter(pk=pk),
+                               back=(back, str(purchase.user)) if back else None)
+        return response or redirect(back or reverse("admin:accounts_user_change", args=[purchase.user_id]))
 
     @admin.action(description="Refund the selected purchases (shows what is taken back first)",
                   permissions=["refund"])
-    def refund(self, request, queryset):
+    def refund(self, request, queryset, back: tuple[str, str] | None = None):
         """A confirmation page (what each refund takes back, from whom: `refund_preview`), then
-        `purchase_refund` for each; its refusals are shown as messages."""
+        `purchase_refund` for each; its refusals are shown as messages. ``back``: (url, title) of the
+        page the confirmation came from (its Cancel and breadcrumb); the purchase list by default."""
         purchases = list(queryset.select_related("user").order_by("id")[:REFUND_MAX_SELECTED + 1])
         if len(purchases) > REFUND_MAX_SELECTED:
             self.message_user(request, f"Select at most {REFUND_MAX_SELECTED} purchases to refund at once.",
@@ -154,6 +158,8 @@ class PurchaseAdmin(ExportMixin, ReadOnlyAdmin):
         return render(request, "admin/purchases/purchase/refund_confirm.html", {
             **self.admin_site.each_context(request), "title": "Refund purchases", "form": form,
             "previews": [refund_preview(purchase=p) for p in purchases], "opts": self.model._meta,
+            "back_url": back[0] if back else reverse("admin:purchases_purchase_changelist"),
+            "back_title": back[1] if back else None,
             "action_checkbox_name": admin.helpers.ACTION_CHECKBOX_NAME})
 
 

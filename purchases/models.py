@@ -9,6 +9,7 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
+from common.display import money
 from common.money import MoneyField
 
 
@@ -83,7 +84,8 @@ class Purchase(models.Model):
                    models.Index(fields=["kind", "created_at"], name="purchase_kind_created_idx")]
 
     def __str__(self) -> str:
-        return f"#{self.pk} {self.user} {self.shares} × {self.project} = {self.price} ({self.kind})"
+        price = money(self.price, "USD")
+        return f"#{self.pk} {self.user} {self.shares:,} × {self.project} = {price} ({self.get_kind_display()})"
 
     @property
     def is_counted(self) -> bool:

@@ -35,6 +35,7 @@ from accounts.services import InsufficientFunds, Posting, idempotency_key_clean,
 from common.errors import ConflictError, IdempotencyConflict, field_error
 from common.locks import lock_rows
 from common.money import format_money, to_money
+from common.text import text_clean
 from purchases.models import Option, Purchase, Refund
 from purchases.signals import purchase_completed, purchase_refunded, purchases_completed_bulk
 
@@ -308,7 +309,7 @@ def purchase_refund(*, purchase: Purchase, reason: str = "", refunded_by: User |
     A bonus auto-purchase is never refunded on its own (`not_refundable`); a second refund
     raises `ConflictError` (`already_refunded`, HTTP 409). Writes nothing when it refuses.
     """
-    reason = (reason or "").strip()
+    reason = text_clean(reason, field="reason", multiline=True).strip()
     if len(reason) > REFUND_REASON_MAX:
         raise field_error(
             "reason", f"The reason is too long ({REFUND_REASON_MAX} characters at most).", code="reason_too_long")

@@ -8,6 +8,7 @@ import pytest
 from django.forms.models import model_to_dict
 
 from accounts.models import LedgerEntry, WalletSettings
+from common import display
 from mlm.models import Bonus, PlanSettings, Rank, RankHistory
 from purchases.models import Purchase
 from tests.factories import UserFactory
@@ -46,8 +47,35 @@ def test_rank_rate_change_in_the_admin_is_recorded_with_who_and_before_after(cli
     page = client.get(f"/admin/mlm/rank/{rank.pk}/history/")
     assert page.status_code == 200
     html = page.content.decode()
-    assert "op@example.com" in html and "0.123400" in html and str(old_rate) in html
-    assert "Revert" not in html
+    assert "op@example.com" in html and "Revert" not in html
+    # Rates as percentages, not the column's 6 decimals; the baseline version is the system's.
+    assert f"{display.rate(old_rate, places=4)}</span> → <span class=\"num\">12.34%</span>" in html
+    assert "0.123400" not in html and str(old_rate) not in html
+    assert "system (history starts)" in html and ">None<" not in html
+
+
+def test_history_values_show_rates_as_percentages_and_money_without_trailing_zeros():
+    from common.audit import audit_value, is_fraction_field
+
+    plan_field = PlanSettings._meta.get_field
+    assert is_fraction_field(plan_field("pioneer_rate")) and is_fraction_field(plan_field("branch_cap"))
+    assert is_fraction_field(BuyOrderConfig._meta.get_field("max_slippage"))
+    assert not is_fraction_field(WalletSettings._meta.get_field("withdrawal_fee"))
+    assert audit_value(plan_field("pioneer_rate"), Decimal("0.040000")) == "4%"
+    assert audit_value(BuyOrderConfig._meta.get_field("max_slippage"), Decimal("0.0125")) == "1.25%"
+    fee = WalletSettings._meta.get_field("withdrawal_fee")
+    assert audit_value(fee, Decimal("1500.00000000")) == "1,500.00"
+    assert audit_value(fee, Decimal("0.00100000")) == "0.001"  # a change below a cent stays visible
+    assert audit_value(plan_field("pioneer_limit"), 50) == 50 and audit_value(fee, None) is None
+
+
+def test_a_change_without_an_operator_says_system(client, operator):
+    wallet = WalletSettings.load()
+    wallet.withdrawal_fee = Decimal("2.5")
+    wallet.save()  # a command or a service without a user
+    html = client.get(f"/admin/accounts/walletsettings/{wallet.pk}/history/").content.decode()
+    assert '<span class="audit-system">system</span>' in html and ">None<" not in html
+    assert "2.50" in html and "2.50000000" not in html
 
 
 def test_plan_and_wallet_settings_changes_name_the_operator(client, operator):

@@ -119,7 +119,9 @@ def test_formula_injection_is_neutralised(client, operator, ledger):
 
 
 def test_xlsx_drops_characters_xml_forbids(client, operator):
-    wallet_deposit(user=UserFactory(), amount=Decimal("1"), reference="ctl", description="bell\x07 and soh\x01")
+    entry = wallet_deposit(user=UserFactory(), amount=Decimal("1"), reference="ctl")
+    # The services refuse control characters now (common.text); a row stored before that may hold them.
+    LedgerEntry.objects.filter(pk=entry.pk).update(description="bell\x07 and soh\x01")
     rows = xlsx_rows(client.get(LEDGER + "export/?format=xlsx"))
     assert rows[1][7] == "bell and soh"
 

@@ -58,8 +58,10 @@ class Revenue(models.Model):
         ]
 
     def __str__(self) -> str:
+        from common import display
+
         what = "reversal" if self.reverses_id else self.get_source_display()
-        return f"{what} {self.amount} {self.currency} (= {self.amount_zar} ZAR)"
+        return f"{what} {display.money(self.amount, self.currency)} (= {display.money(self.amount_zar, 'ZAR')})"
 
 
 class ExchangeRate(models.Model):
@@ -82,7 +84,9 @@ class ExchangeRate(models.Model):
         indexes = [models.Index(fields=["currency", "-valid_from", "-id"], name="exchange_rate_newest_idx")]
 
     def __str__(self) -> str:
-        return f"1 {self.currency} = {self.rate_to_zar} ZAR (from {self.valid_from:%Y-%m-%d %H:%M})"
+        from common import display
+
+        return f"1 {self.currency} = {display.tokens(self.rate_to_zar, 'ZAR')} (from {self.valid_from:%Y-%m-%d %H:%M})"
 
 
 class BuyOrderConfig(models.Model):
@@ -267,9 +271,10 @@ class BuyOrder(models.Model):
         ]
 
     def __str__(self) -> str:
-        if self.parent_id:
-            return f"Buy-order #{self.parent_id} slice {self.slice_index + 1} {self.amount} ZAR ({self.status})"
-        return f"Buy-order #{self.pk} {self.amount} ZAR ({self.status})"
+        from common import display
+
+        what = f"#{self.parent_id} slice {self.slice_index + 1}" if self.parent_id else f"#{self.pk}"
+        return f"Buy-order {what} {display.money(self.amount, 'ZAR')} ({self.get_status_display()})"
 
 
 class BuyOrderDeferral(models.Model):

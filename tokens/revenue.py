@@ -21,6 +21,7 @@ from django.utils import timezone
 
 from common.errors import field_error
 from common.money import MONEY_QUANTUM, format_money, round_money, to_money
+from common.text import text_clean
 from purchases.models import Purchase, Refund
 from tokens.models import ExchangeRate, Revenue
 from tokens.refs import pack_sale_ref, refund_ref
@@ -56,7 +57,7 @@ def revenue_track_with_status(*, source: str, amount, currency: str = BASE_CURRE
     amount = to_money(amount)
     currency = _clean_currency(currency)
     if external_ref is not None:
-        external_ref = str(external_ref).strip() or None
+        external_ref = text_clean(external_ref, field="external_ref").strip() or None
         if external_ref and len(external_ref) > 200:
             raise field_error("external_ref", "The external reference is too long (200 at most).",
                               code="max_length")
@@ -116,6 +117,7 @@ def exchange_rate_set(*, currency: str, rate_to_zar, valid_from: datetime | None
     if currency == BASE_CURRENCY:
         raise field_error("currency", "ZAR is the base currency: its rate is always 1.", code="base_currency")
     rate = to_money(rate_to_zar, field="rate_to_zar")
+    note = text_clean(note, field="note", multiline=True)
     row = ExchangeRate.objects.create(currency=currency, rate_to_zar=rate, valid_from=valid_from or timezone.now(),
                                       note=note[:200], created_by=created_by)
     logger.info("exchange rate %s: 1 %s = %s ZAR from %s", row.pk, currency, rate, row.valid_from)

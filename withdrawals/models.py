@@ -15,6 +15,7 @@ from django.db.models import F, Q, Value
 from django.utils import timezone
 from simple_history.models import HistoricalRecords
 
+from common.display import money
 from common.money import MoneyField
 
 # The client's key; accounts.services.IDEMPOTENCY_KEY_MAX_LENGTH bounds every idempotency key.
@@ -87,7 +88,7 @@ class Withdrawal(models.Model):
                    models.Index(fields=["user", "-created_at"], name="withdrawal_user_idx")]
 
     def __str__(self) -> str:
-        return f"Withdrawal #{self.pk} {self.amount:,.2f} USD ({self.status})"
+        return f"Withdrawal #{self.pk} {money(self.amount, 'USD')} ({self.get_status_display()})"
 
     @property
     def reserve_key(self) -> str:

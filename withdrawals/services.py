@@ -31,6 +31,7 @@ from accounts.services import Posting, idempotency_key_clean, wallet_post
 from common.errors import ConflictError, IdempotencyConflict, field_error
 from common.locks import lock_rows
 from common.money import CENT, to_money
+from common.text import text_clean
 from withdrawals.addresses import destination_check
 from withdrawals.models import Withdrawal, WithdrawalEvent
 from withdrawals.signals import withdrawal_changed
@@ -190,7 +191,7 @@ def withdrawal_approve(*, withdrawal: Withdrawal, approved_by: User | None = Non
 def withdrawal_mark_paid(*, withdrawal: Withdrawal, tx_ref: str, paid_by: User | None = None) -> Withdrawal:
     """approved → paid, with the external transaction reference (required). ConflictError (409)
     from any other state."""
-    tx_ref = (tx_ref or "").strip() if isinstance(tx_ref, str) else ""
+    tx_ref = text_clean(tx_ref, field="tx_ref").strip() if isinstance(tx_ref, str) else ""
     if not tx_ref:
         raise field_error("tx_ref", "Give the payment's transaction reference.", code="required")
     if len(tx_ref) > TX_REF_MAX_LENGTH:
@@ -210,7 +211,7 @@ def withdrawal_mark_paid(*, withdrawal: Withdrawal, tx_ref: str, paid_by: User |
 def withdrawal_reject(*, withdrawal: Withdrawal, reason: str, rejected_by: User | None = None) -> Withdrawal:
     """requested or approved → rejected (a reason is required); the amount is credited back to
     the passive wallet. ConflictError (409) from any other state."""
-    reason = (reason or "").strip() if isinstance(reason, str) else ""
+    reason = text_clean(reason, field="reason", multiline=True).strip() if isinstance(reason, str) else ""
     if not reason:
         raise field_error("reason", "Say why the withdrawal is rejected.", code="required")
     if len(reason) > REASON_MAX_LENGTH:

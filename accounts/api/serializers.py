@@ -1,17 +1,17 @@
 from rest_framework import serializers
 
 from accounts.models import LedgerEntry, User, Wallet
-from common.fields import MoneyInputField, StrictDecimalField, StrictIntegerField
+from common.fields import MoneyInputField, StrictDecimalField, StrictIntegerField, TextInputField
 
 
 class RegisterInputSerializer(serializers.Serializer):
     email = serializers.EmailField()
     password = serializers.CharField(write_only=True, min_length=8, style={"input_type": "password"})
-    first_name = serializers.CharField(required=False, allow_blank=True, max_length=150, default="")
-    last_name = serializers.CharField(required=False, allow_blank=True, max_length=150, default="")
-    referral_code = serializers.CharField(required=False, allow_blank=True, max_length=16, default="",
-                                          help_text="The sponsor's referral code; empty places "
-                                                    "the member under the company root.")
+    first_name = TextInputField(required=False, allow_blank=True, max_length=150, default="")
+    last_name = TextInputField(required=False, allow_blank=True, max_length=150, default="")
+    referral_code = TextInputField(required=False, allow_blank=True, max_length=16, default="",
+                                   help_text="The sponsor's referral code; empty places "
+                                             "the member under the company root.")
 
 
 class TokenInputSerializer(serializers.Serializer):
@@ -62,7 +62,7 @@ class TransferInputSerializer(serializers.Serializer):
 
 class MemberTransferInputSerializer(serializers.Serializer):
     email = serializers.EmailField(required=False, help_text="The receiver's e-mail…")
-    referral_code = serializers.CharField(required=False, max_length=16, help_text="…or referral code.")
+    referral_code = TextInputField(required=False, max_length=16, help_text="…or referral code.")
     wallet = serializers.ChoiceField(choices=Wallet.choices, default=Wallet.ACTIVE,
                                      help_text="My wallet to pay from; the receiver is credited on the active one.")
     amount = MoneyInputField()
@@ -85,8 +85,8 @@ class ServiceDepositInputSerializer(serializers.Serializer):
     email = serializers.EmailField(required=False)
     member_id = StrictIntegerField(required=False)
     amount = MoneyInputField()
-    reference = serializers.CharField(max_length=150, help_text="The payment's reference; the same "
-                                                                 "reference twice deposits once.")
+    reference = TextInputField(max_length=150, help_text="The payment's reference; the same "
+                                                          "reference twice deposits once.")
 
     def validate(self, attrs):
         if not attrs.get("email") and not attrs.get("member_id"):

@@ -1,6 +1,6 @@
 from rest_framework import serializers
 
-from common.fields import StrictDecimalField, StrictIntegerField
+from common.fields import StrictDecimalField, StrictIntegerField, TextInputField
 from purchases.models import Option, Project, Purchase, Refund
 from purchases.services import MAX_PACKS
 
@@ -49,8 +49,8 @@ MONEY = {"max_digits": 20, "decimal_places": 8}
 
 
 class RefundInputSerializer(serializers.Serializer):
-    reason = serializers.CharField(max_length=255, required=False, allow_blank=True, default="",
-                                   help_text="Why (kept with the refund).")
+    reason = TextInputField(max_length=255, required=False, allow_blank=True, default="", multiline=True,
+                            help_text="Why (kept with the refund).")
 
 
 class RefundSerializer(serializers.ModelSerializer):

@@ -66,7 +66,8 @@ def test_member_page_shows_balances_summary_upline_tree_sections_and_actions(cli
     # Sections, and the purchase's refund link to its confirmation page.
     for key in ("purchases", "ledger", "bonuses", "withdrawals", "ranks"):
         assert f'<section id="{key}"' in html
-    assert f'href="/admin/purchases/purchase/{purchase.pk}/refund/"' in html
+    back = f"next=%2Fadmin%2Faccounts%2Fuser%2F{dad.pk}%2Fchange%2F"
+    assert f'href="/admin/purchases/purchase/{purchase.pk}/refund/?{back}"' in html
     assert "1,234.50" in html
     assert f'href="/admin/accounts/ledgerentry/?user__id__exact={dad.pk}"' in html
     # The actions of the contract.
@@ -230,6 +231,39 @@ def test_refund_link_confirms_then_refunds_once(client, operator, family):
     assert client.get(url).status_code == 403
 
 
+def test_refund_from_the_member_page_leads_back_to_it_and_shows_labels_not_codes(client, operator, family):
+    dad, purchase = family[1], family[5]
+    client.force_login(operator)
+    member_url = f"/admin/accounts/user/{dad.pk}/change/"
+    url = f"/admin/purchases/purchase/{purchase.pk}/refund/?next={member_url}"
+    html = client.get(url).content.decode()
+    crumbs = re.search(r'<div class="breadcrumbs">.*?</div>', html, re.S).group(0)
+    assert f'<a href="{member_url}">dad@example.com</a>' in crumbs and "/admin/purchases/purchase/" not in crumbs
+    assert f'<a href="{member_url}" class="button cancel-link">Cancel</a>' in html
+    # Labels from the member page's one map and the models' choices, not stored codes.
+    assert "Personal volume (PV)" in html and "Personal volume this month" in html
+    assert "Full volume (FV, whole downline)" in html and ", Regular," in html
+    cells = set(re.findall(r"<td>([^<]*)</td>", html))
+    assert not cells & {"pv", "monthly_pv", "fv", "paid", "pending", "differential", "pioneer",
+                        "system_compression"}, cells
+    assert re.search(r'<td class="num">−1,234.50</td>', html)  # amounts right-aligned
+    # Done: back to where it came from.
+    r = client.post(url, {"apply": "1", "action": "refund", "reason": "asked"})
+    assert r.status_code == 302 and r["Location"] == member_url
+
+
+@pytest.mark.parametrize("hostile", ["https://evil.example/", "//evil.example/x", "javascript:alert(1)"])
+def test_refund_ignores_a_next_outside_the_site(client, operator, family, hostile):
+    dad, purchase = family[1], family[5]
+    client.force_login(operator)
+    url = f"/admin/purchases/purchase/{purchase.pk}/refund/"
+    html = client.get(url, {"next": hostile}).content.decode()
+    assert "evil.example" not in html and "javascript:" not in html
+    assert '<a href="/admin/purchases/purchase/" class="button cancel-link">Cancel</a>' in html
+    r = client.post(f"{url}?next={hostile}", {"apply": "1", "action": "refund", "reason": ""})
+    assert r.status_code == 302 and r["Location"] == f"/admin/accounts/user/{dad.pk}/change/"
+
+
 def test_the_list_action_still_refunds(client, operator, family):
     purchase = family[5]
     client.force_login(operator)
@@ -239,6 +273,14 @@ def test_the_list_action_still_refunds(client, operator, family):
                                                     "apply": "1", "reason": ""}, follow=True)
     assert 'class="success"' in r.content.decode()
     assert Purchase.objects.get(pk=purchase.pk).is_refunded
+
+
+def test_the_next_rank_is_shown_by_its_name_not_its_code(client, operator, family):
+    rows = dict(summary_rows({"next_rank": "builder", "next_rank_name": "Builder"}))
+    assert rows == {"Next rank": "Builder"}
+    client.force_login(operator)
+    html = page(client, family[1])
+    assert re.search(r'Next rank</th><td class="num">([^<]*)</td>', html).group(1) == "Builder"
 
 
 def test_summary_rows_label_every_key():

@@ -161,7 +161,7 @@ def test_admin_refund_shows_what_is_taken_back_then_refunds(bought, client, djan
     page = client.post("/admin/purchases/purchase/", {"action": "refund", "_selected_action": [p.pk]})
     assert page.status_code == 200
     html = page.content.decode()
-    for text in (f"Purchase #{p.pk}", d.email, "differential", "140.00", "reverse", "monthly_pv",
+    for text in (f"Purchase #{p.pk}", d.email, "Differential", "140.00", "reverse", "Personal volume this month",
                  "pack-sale revenue", "+1,000.00 USD", 'id="confirm-refund"'):
         assert text in html, text
     assert not Refund.objects.exists()  # the confirmation page changes nothing

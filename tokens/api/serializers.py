@@ -1,7 +1,7 @@
 from rest_framework import serializers
 
 from common.api import MAX_OFFSET, ApiErrorSerializer
-from common.fields import MoneyInputField, StrictDecimalField, StrictIntegerField
+from common.fields import MoneyInputField, StrictDecimalField, StrictIntegerField, TextInputField
 from tokens.models import BuyOrder, BuyOrderConfig, Revenue
 from tokens.selectors import HISTORY_COUNT_CAP, HISTORY_MAX_LIMIT, HISTORY_MAX_OFFSET
 
@@ -9,10 +9,10 @@ from tokens.selectors import HISTORY_COUNT_CAP, HISTORY_MAX_LIMIT, HISTORY_MAX_O
 class RevenueInputSerializer(serializers.Serializer):
     source = serializers.ChoiceField(choices=Revenue.Source.choices)
     amount = MoneyInputField(help_text="> 0, at most 8 decimal places; a JSON number or a numeric string.")
-    currency = serializers.CharField(min_length=3, max_length=3, default="ZAR",
-                                     help_text="ISO 4217; other than ZAR needs an exchange rate.")
-    external_ref = serializers.CharField(max_length=200, required=False, allow_null=True, allow_blank=True,
-                                         help_text="Your reference: the same (source, reference) is recorded once.")
+    currency = TextInputField(min_length=3, max_length=3, default="ZAR",
+                              help_text="ISO 4217; other than ZAR needs an exchange rate.")
+    external_ref = TextInputField(max_length=200, required=False, allow_null=True, allow_blank=True,
+                                  help_text="Your reference: the same (source, reference) is recorded once.")
 
 
 class RevenueSerializer(serializers.ModelSerializer):
@@ -36,9 +36,9 @@ class ConfigSerializer(serializers.ModelSerializer):
 class ConfigUpdateSerializer(serializers.Serializer):
     revenue_percentage = StrictDecimalField(max_digits=5, decimal_places=4, required=False,
                                                   help_text="A fraction: 0.10 is 10% (0 < p <= 1).")
-    execution_schedule = serializers.CharField(max_length=100, required=False,
-                                               help_text="daily, weekly, monthly or a 5-field cron expression.")
-    timezone = serializers.CharField(max_length=64, required=False)
+    execution_schedule = TextInputField(max_length=100, required=False,
+                                        help_text="daily, weekly, monthly or a 5-field cron expression.")
+    timezone = TextInputField(max_length=64, required=False)
     min_buy_amount = MoneyInputField(required=False)
     max_buy_amount = MoneyInputField(required=False)
     max_slippage = StrictDecimalField(max_digits=5, decimal_places=4, required=False,
@@ -76,8 +76,8 @@ class BuyOrderSerializer(serializers.ModelSerializer):
 
 class HistoryFilterSerializer(serializers.Serializer):
     limit = StrictIntegerField(min_value=1, max_value=HISTORY_MAX_LIMIT, default=50)
-    cursor = serializers.CharField(required=False, max_length=200, trim_whitespace=False,
-                                   help_text="The `next_cursor` of the page before: the next page, at any depth.")
+    cursor = TextInputField(required=False, max_length=200, trim_whitespace=False,
+                            help_text="The `next_cursor` of the page before: the next page, at any depth.")
     offset = StrictIntegerField(min_value=0, max_value=MAX_OFFSET, default=0,
                                 help_text=f"At most {HISTORY_MAX_OFFSET:,} (a 400 `offset_too_deep` beyond): "
                                           "page deeper with `cursor`.")

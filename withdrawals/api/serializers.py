@@ -1,14 +1,14 @@
 from rest_framework import serializers
 
-from common.fields import MoneyInputField, StrictIntegerField
+from common.fields import MoneyInputField, StrictIntegerField, TextInputField
 from withdrawals.models import Withdrawal, WithdrawalEvent
 
 
 class WithdrawalInputSerializer(serializers.Serializer):
     amount = MoneyInputField(help_text="USD taken from the passive wallet (whole cents); the fee is deducted "
                                        "from it.")
-    destination = serializers.CharField(max_length=128, help_text="The address to pay to (for USDT-TRC20: "
-                                                                  "T + 33 base58 characters).")
+    destination = TextInputField(max_length=128, help_text="The address to pay to (for USDT-TRC20: "
+                                                           "T + 33 base58 characters).")
     method = serializers.ChoiceField(choices=Withdrawal.Method.choices, default=Withdrawal.Method.USDT_TRC20)
 
 
@@ -53,8 +53,8 @@ class StaffFilterSerializer(MemberFilterSerializer):
 
 
 class RejectInputSerializer(serializers.Serializer):
-    reason = serializers.CharField(max_length=255, help_text="Shown to the member.")
+    reason = TextInputField(max_length=255, multiline=True, help_text="Shown to the member.")
 
 
 class MarkPaidInputSerializer(serializers.Serializer):
-    tx_ref = serializers.CharField(max_length=128, help_text="The payment's transaction reference (hash).")
+    tx_ref = TextInputField(max_length=128, help_text="The payment's transaction reference (hash).")
