@@ -130,8 +130,14 @@ class UserAdmin(BaseUserAdmin):
         if member is not None:
             name = member.get_full_name()
             extra_context = {**member_page.context(member, request), "title": name,
-                             "subtitle": member.email if name != member.email else None, **(extra_context or {})}
+                             "subtitle": member.email if name != member.email else None,
+                             "show_save_and_add_another": False, **(extra_context or {})}
         return super().change_view(request, object_id, form_url, extra_context)
+
+    def has_delete_permission(self, request, obj=None):
+        # A member is never deleted: the ledger, purchases and the sponsor tree hang on him
+        # (every one of those references is PROTECT). Deactivate him instead ("Is active").
+        return False
 
     def genealogy_children_view(self, request, pk):
         """One page (at most 200) of a member's direct referrals, as JSON, for the tree's toggles."""

@@ -316,3 +316,13 @@ def test_root_page_and_outsiders(client, operator, family):
     client.force_login(dad)  # a member, not staff
     r = client.get(f"/admin/accounts/user/{dad.pk}/change/")
     assert r.status_code == 302 and "/admin/login/" in r["Location"]
+
+
+def test_the_member_page_offers_no_delete_and_no_save_and_add_another(admin_client):
+    from tests.factories import UserFactory
+
+    member = UserFactory()
+    page = admin_client.get(f"/admin/accounts/user/{member.pk}/change/").content.decode()
+    assert 'name="_save"' in page  # the profile can still be edited
+    assert 'name="_addanother"' not in page and "deletelink" not in page
+    assert admin_client.post(f"/admin/accounts/user/{member.pk}/delete/", {"post": "yes"}).status_code == 403

@@ -165,3 +165,20 @@ def test_execute_and_history(staff_client, chain):
     assert staff_client.get("/api/tokens/buy-orders/?limit=0").status_code == 400
     metrics = staff_client.get("/api/tokens/metrics/").json()
     assert metrics["execution_count"] == 1 and metrics["success_rate"] == "1.0000"
+
+
+def test_a_manipulated_spot_defers_the_buy_with_a_409_and_spends_nothing(staff_client, chain):
+    from tokens.models import BuyOrderDeferral
+
+    from .conftest import move_spot
+
+    revenue_track(source="other", amount="10000")
+    move_spot(chain, "0.10")  # someone moved the pool 10% just before
+    before = chain.client().balances()
+
+    deferred = staff_client.post("/api/tokens/buy-orders/execute/", {}, format="json")
+
+    assert deferred.status_code == 409 and deferred.json()["code"] == "price_deviation", deferred.json()
+    assert not deferred.json()["result"]["success"] and BuyOrder.objects.count() == 0
+    assert BuyOrderDeferral.objects.get().code == "price_deviation"
+    assert chain.client().balances() == before

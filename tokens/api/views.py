@@ -97,8 +97,10 @@ class PreviewView(StaffView):
         return Response(s.PreviewSerializer(services.buy_order_preview()).data)
 
 
-# Refusals are conflicts with the state (409); chain failures are a bad gateway (502).
-REFUSALS = {"disabled", "below_minimum", "already_ran"}
+# Refusals and deferrals are conflicts with the state (409: nothing was spent; a deferral is tried
+# again by the next tick); chain failures are a bad gateway (502).
+REFUSALS = {"disabled", "below_minimum", "already_ran",
+            "twap_unavailable", "price_deviation", "gas_above_cap", "pool_too_shallow"}
 
 
 class ExecuteView(StaffView):
