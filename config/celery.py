@@ -4,10 +4,19 @@ import os
 
 from celery import Celery
 from celery.signals import worker_init, worker_process_init
+from kombu.utils.objects import cached_property
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
-app = Celery("azr")
+
+class BackOfficeCelery(Celery):
+    @cached_property
+    def Beat(self, **kwargs):  # noqa: N802 - Celery's name
+        """`celery beat` that stops cleanly between ticks (config.beat)."""
+        return self.subclass_with_self("config.beat:Beat")
+
+
+app = BackOfficeCelery("azr")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
 

@@ -99,27 +99,32 @@ def test_rebuild_equals_incremental_processing_on_a_random_network(root, seed, d
 
 
 @pytest.mark.django_db
-def test_rebuild_on_a_500_level_chain(root):
-    """FV and TV along a 500-level line (paths of 3,500 characters), by each method."""
+def test_rebuild_on_the_deepest_line_allowed(root):
+    """FV and TV along the deepest line the path index takes (383 levels below the root, paths
+    of 2,688 characters), by each method."""
+    from accounts.models import LINE_MAX_LEVELS
+
+    depth = LINE_MAX_LEVELS - 1
+    mid = depth // 2
     chain = []
     sponsor = None
-    for _ in range(500):
+    for _ in range(depth):
         sponsor = member(sponsor, active=False)
         chain.append(sponsor)
-    assert chain[-1].depth == 500
+    assert chain[-1].depth == depth
     buy(chain[-1], option("1000"))
-    buy(chain[249], option("500", shares=1000), packs=3)
+    buy(chain[mid], option("500", shares=1000), packs=3)
     plan = plan_load()
     cap = plan_load().ranks[1].tv_required * plan.settings.branch_cap  # start's cap: half of builder's TV
     for method in METHODS:
         MemberStats.objects.update(pv=0, fv=0, tv=0)
         result = volumes_rebuild(method=method)
-        assert result["levels"] == 500
+        assert result["levels"] == depth
         stats = {s.user_id: s for s in MemberStats.objects.all()}
         for i, m in enumerate(chain):  # m is at depth i + 1
-            below = (D("1000") if i < 499 else 0) + (D("1500") if i < 249 else 0)
+            below = (D("1000") if i < depth - 1 else 0) + (D("1500") if i < mid else 0)
             s = stats[m.pk]
-            assert (s.fv, s.pv) == (below, {499: D("1000"), 249: D("1500")}.get(i, 0)), (method, i)
+            assert (s.fv, s.pv) == (below, {depth - 1: D("1000"), mid: D("1500")}.get(i, 0)), (method, i)
             branch = below  # one direct referral: the whole downline is one branch
             assert (s.tv, s.max_branch, s.cap) == (min(branch, cap), branch, cap), (method, i)
             assert s.gap == plan.ranks[1].tv_required - s.tv
