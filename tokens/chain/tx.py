@@ -55,6 +55,36 @@ class Fees:
 
 
 @dataclass(frozen=True)
+class FeeQuote:
+    """The fee figures of a transaction now, in wei per gas, whether or not it may go.
+
+    ``required`` (base fee + tip) is what the next block needs; ``max_fee`` is what the
+    transaction would carry: 2 x base fee + tip (room for the base fee to rise), lowered to the
+    cap. ``above_cap``: even ``required`` is above the cap -- defer, don't overpay.
+    """
+
+    base_fee: int
+    priority_fee: int
+    cap: int | None
+
+    @property
+    def required(self) -> int:
+        return self.base_fee + self.priority_fee
+
+    @property
+    def above_cap(self) -> bool:
+        return self.cap is not None and self.required > self.cap
+
+    @property
+    def max_fee(self) -> int:
+        ceiling = 2 * self.base_fee + self.priority_fee
+        return ceiling if self.cap is None else min(ceiling, self.cap)
+
+    def fees(self) -> Fees:
+        return Fees(max_fee_per_gas=self.max_fee, max_priority_fee_per_gas=self.priority_fee, base_fee=self.base_fee)
+
+
+@dataclass(frozen=True)
 class SignedTx:
     """A signed type-2 transaction and what is needed to sign it again with other fees."""
 
