@@ -92,7 +92,7 @@ class TransactionSender:
         (what the next block needs) is above the cap -- defer, don't overpay."""
         quote = self.fee_quote(policy)
         if quote.above_cap:
-            raise ChainFeeAboveCapError(required=quote.required, cap=quote.cap, base_fee=quote.base_fee)
+            raise quote.above_cap_error()
         return quote.fees()
 
     # --- Sending ------------------------------------------------------------------------
