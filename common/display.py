@@ -56,6 +56,14 @@ def tokens(value, symbol: str | None = None) -> str:
     return f"{text} {symbol}" if symbol else text
 
 
+def gwei(value) -> str:
+    """A fee per gas in gwei, every significant decimal kept: ``1.500000000`` → ``1.5 gwei``."""
+    amount = _decimal(value)
+    if amount is None:
+        return EMPTY
+    return f"{amount.normalize():,f} gwei"
+
+
 def rate(value, places: int = 2) -> str:
     """A fraction as a percentage: ``0.1500`` → ``15%``; ``0.0125`` → ``1.25%``."""
     fraction = _decimal(value)

@@ -489,7 +489,9 @@ def chain_sweep(*, sleep=None) -> dict[str, int]:
 
 def buy_order_preview() -> dict:
     """What a buy-order would do now: amount, TWAP and spot, the plan (slices, expected price and
-    impact of each), expected and minimum tokens, and whether the price guard lets it go. Writes nothing."""
+    impact of each), expected and minimum tokens, the fee figures (gwei: base fee, priority fee,
+    the max fee the transaction would carry, the cap), and whether the price guard and the fee cap
+    let it go (``would_execute`` false with the reason, e.g. gas above the cap). Writes nothing."""
     from tokens import buy_slices
 
     config = buy_order_config()
@@ -502,7 +504,7 @@ def buy_order_preview() -> dict:
         "max_slippage": config.max_slippage, "disposition": config.disposition,
         "spot_price": None, "twap_price": None, "price_deviation": None,
         "max_price_deviation": config.max_price_deviation, "max_price_impact": config.max_price_impact,
-        "twap_window_seconds": config.twap_window_seconds, "slices": [],
+        "twap_window_seconds": config.twap_window_seconds, "slices": [], "fees": None,
         "would_execute": False, "reason": "",
     }
     try:
@@ -512,6 +514,13 @@ def buy_order_preview() -> dict:
         return preview
     preview.update(spot_price=_q18(reading.spot), twap_price=_q18(reading.twap),
                    price_deviation=reading.deviation and reading.deviation.quantize(Decimal("1e-6")))
+    try:  # the figures of the fee cap, read as the buy would (it defers above the cap)
+        quote = with_retries(lambda: chain_client().fee_quote(fee_policy(config)), what="fees")
+    except ChainError as exc:
+        fee_refusal = f"No fee figures from the chain: {exc}"
+    else:
+        preview["fees"] = quote.figures()
+        fee_refusal = f"Deferred: {quote.above_cap_error()}." if quote.above_cap else ""
     if reading.twap is not None and amount > 0:
         try:
             plan = buy_slices.preview_plan(amount, reading=reading, config=config)
@@ -527,6 +536,8 @@ def buy_order_preview() -> dict:
         preview["reason"] = f"The available revenue {available} ZAR is below the minimum {config.min_buy_amount} ZAR."
     elif not reading.ok:
         preview["reason"] = reading.refusal
+    elif fee_refusal:
+        preview["reason"] = fee_refusal
     else:
         preview["would_execute"] = True
         preview["reason"] = "Capped at the maximum." if available > config.max_buy_amount else ""

@@ -1,5 +1,5 @@
 """Template filters over ``common.display``: ``{% load backoffice %}`` then
-``{{ value|money:"USD" }}``, ``{{ value|tokens:"AZR" }}``, ``{{ value|rate }}``, ``{{ dt|when }}``,
+``{{ value|money:"USD" }}``, ``{{ value|tokens:"AZR" }}``, ``{{ value|rate }}``, ``{{ fee|gwei }}``, ``{{ dt|when }}``,
 ``{{ hash|short_hash:url }}``."""
 
 from django import template
@@ -17,6 +17,11 @@ def money(value, currency=None):
 @register.filter
 def tokens(value, symbol=None):
     return display.tokens(value, symbol)
+
+
+@register.filter
+def gwei(value):
+    return display.gwei(value)
 
 
 @register.filter

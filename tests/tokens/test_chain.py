@@ -394,10 +394,11 @@ def test_the_embedded_chain_is_one_per_process_until_reset() -> None:
 
 def test_the_client_knows_nothing_of_the_embedded_chain() -> None:
     """The embedded chain builds clients; the runtime chooses between it and a node."""
-    tree = ast.parse((PROJECT_ROOT / "tokens" / "chain" / "client.py").read_text())
-    imported = {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
-    imported |= {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
-    assert not imported & {"tokens.chain.embedded", "tokens.chain.runtime", "tokens.chain"}
+    for module in ("client.py", "sending.py", "rpc.py", "tx.py"):  # the client and its transaction layer
+        tree = ast.parse((PROJECT_ROOT / "tokens" / "chain" / module).read_text())
+        imported = {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
+        imported |= {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
+        assert not imported & {"tokens.chain.embedded", "tokens.chain.runtime", "tokens.chain"}, module
     with pytest.raises(ChainConfigError, match="client_for"):
         ChainClient(ChainConfig())
 

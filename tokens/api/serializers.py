@@ -125,6 +125,21 @@ class PreviewSliceSerializer(serializers.Serializer):
     price_impact = StrictDecimalField(max_digits=12, decimal_places=10)
 
 
+class PreviewFeesSerializer(serializers.Serializer):
+    """The fee figures a buy would use now, in gwei per gas."""
+
+    base_fee = StrictDecimalField(max_digits=30, decimal_places=9, help_text="The latest block's base fee.")
+    priority_fee = StrictDecimalField(max_digits=30, decimal_places=9, help_text="The tip (maxPriorityFeePerGas).")
+    required = StrictDecimalField(max_digits=30, decimal_places=9,
+                                  help_text="Base fee + priority fee: what the next block needs.")
+    max_fee = StrictDecimalField(max_digits=30, decimal_places=9, allow_null=True,
+                                 help_text="The maxFeePerGas the transaction would carry (2 x base fee + tip, at "
+                                           "most the cap); null above the cap: nothing would be sent.")
+    cap = StrictDecimalField(max_digits=30, decimal_places=9, allow_null=True,
+                             help_text="The max_fee_per_gas setting.")
+    above_cap = serializers.BooleanField(help_text="The fee needed is above the cap: the buy would defer.")
+
+
 class PreviewSerializer(serializers.Serializer):
     enabled = serializers.BooleanField()
     available_revenue = StrictDecimalField(max_digits=30, decimal_places=2)
@@ -143,6 +158,7 @@ class PreviewSerializer(serializers.Serializer):
     max_price_impact = StrictDecimalField(max_digits=5, decimal_places=4)
     twap_window_seconds = StrictIntegerField()
     slices = PreviewSliceSerializer(many=True)
+    fees = PreviewFeesSerializer(allow_null=True, help_text="Null when the chain gave no fee figures.")
     would_execute = serializers.BooleanField()
     reason = serializers.CharField(allow_blank=True)
 

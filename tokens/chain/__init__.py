@@ -1,8 +1,10 @@
 """The chain layer of the tokens app: contracts, embedded chain, chain client, local node, and
 the process's runtime (client factory, lock, retries -- :mod:`tokens.chain.runtime`).
 
-The client (:mod:`tokens.chain.client`) knows nothing of the embedded chain; the embedded chain
-builds clients; the runtime chooses between the embedded chain and a node.
+The client (:mod:`tokens.chain.client`, contract calls) and the transaction layer it uses
+(:mod:`tokens.chain.sending`: fees, nonces, signing, broadcast, replacement; :mod:`tokens.chain.rpc`:
+error translation) know nothing of the embedded chain; the embedded chain builds clients; the
+runtime chooses between the embedded chain and a node.
 
 Pure Python, no Django models (except :mod:`tokens.chain.txmanager`, the database's nonce ledger,
 which is not imported here); Django settings are read by ``config_from_settings`` only.

@@ -1,13 +1,12 @@
 """The chain client: market quotes and ZAR -> AZR buys through a Uniswap V2 style router.
 
 Amounts are whole tokens as ``Decimal``; on chain they are integers of base units, converted
-exactly (see :mod:`tokens.chain.units`). Transactions are type 2 (EIP-1559), signed locally with
-the treasury key, with fixed gas limits. Their nonces come from a :class:`TxLedger`: the
-process-local :class:`MemoryLedger` by default, the database's (``tokens.chain.txmanager``) for
-the services, which records every signed transaction before it is broadcast. A transaction
-pending longer than ``FeePolicy.replace_after`` seconds is replaced: same nonce, fees +12.5%,
-never above the ``max_fee_per_gas`` cap. A buy's approve and swap run inside the ledger's
-exclusive section for the key (two interleaved buys would overwrite each other's allowance).
+exactly (see :mod:`tokens.chain.units`). This module builds the contract calls (quote, pair
+state, balances, approve + swap, burn) and reads their receipts; the transactions themselves
+are built, signed, sent, replaced and awaited by :class:`tokens.chain.sending.TransactionSender`
+(EIP-1559 fees under a cap, nonces from a :class:`TxLedger`). A buy's approve and swap run
+inside the ledger's exclusive section for the key (two interleaved buys would overwrite each
+other's allowance).
 
 Retrying a buy safely: ``buy(on_signed=...)`` hands over the swap transaction's hash before
 the transaction is sent. Keep every such hash; after a :class:`ChainTransportError`, look each
@@ -20,47 +19,30 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, replace
 from decimal import ROUND_HALF_EVEN, Context, Decimal
 from typing import Any, Literal
-from urllib.parse import urlsplit
 
-from eth_account import Account
-from eth_account.signers.local import LocalAccount
-from eth_tester.exceptions import TransactionFailed
-from eth_tester.exceptions import ValidationError as TesterValidationError
 from eth_typing import ChecksumAddress
-from eth_utils.exceptions import ValidationError as EvmValidationError
 from web3 import Web3
 from web3.contract import Contract
-from web3.exceptions import (
-    BadFunctionCallOutput,
-    BadResponseFormat,
-    ContractLogicError,
-    ProviderConnectionError,
-    TimeExhausted,
-    TooManyRequests,
-    TransactionNotFound,
-    Web3RPCError,
-)
 from web3.logs import DISCARD
 from web3.types import TxReceipt
 
 from tokens.chain.artifacts import load_artifact
 from tokens.chain.config import ChainConfig
-from tokens.chain.errors import (
-    ChainConfigError,
-    ChainError,
-    ChainFeeAboveCapError,
-    ChainRevertError,
-    ChainTransportError,
-)
+from tokens.chain.errors import ChainError
+from tokens.chain.rpc import checksum_address as _address
+from tokens.chain.rpc import connect, endpoint
+from tokens.chain.rpc import treasury_account as _treasury_account
+from tokens.chain.sending import TransactionSender, TxState, memory_ledger
 from tokens.chain.tx import (
     GWEI,
     REPLACEMENT_BUMP,
     FeePolicy,
+    FeeQuote,
     Fees,
     MemoryLedger,
     SignedTx,
@@ -71,8 +53,8 @@ from tokens.chain.tx import (
 )
 from tokens.chain.units import from_base_units, to_base_units
 
-__all__ = ["GWEI", "REPLACEMENT_BUMP", "BuyReceipt", "ChainClient", "FeePolicy", "Fees", "MemoryLedger", "SignedTx",
-           "TreasuryBalances", "TxLedger", "TxPurpose", "bumped", "gwei_to_wei"]
+__all__ = ["GWEI", "REPLACEMENT_BUMP", "BuyReceipt", "ChainClient", "FeePolicy", "FeeQuote", "Fees", "MemoryLedger",
+           "SignedTx", "TransactionSender", "TreasuryBalances", "TxLedger", "TxPurpose", "bumped", "gwei_to_wei"]
 
 logger = logging.getLogger(__name__)
 
@@ -83,26 +65,6 @@ DISPOSITIONS: tuple[Disposition, ...] = ("hold", "burn")
 QUOTE_REFERENCE_AMOUNT = Decimal(1)
 PRICE_DECIMAL_PLACES = 18
 _PRICE_CONTEXT = Context(prec=80)
-
-# A revert: the tester raises TransactionFailed, web3 raises ContractLogicError for a node.
-_REVERT_ERRORS = (ContractLogicError, TransactionFailed)
-# Transient: the request did not reach the node, timed out, or the node refused it before
-# executing it (a refused transaction, e.g. a stale nonce, is safe to sign and send again).
-_TRANSPORT_ERRORS = (
-    OSError,  # includes every requests exception (connection, timeout, HTTP status)
-    ProviderConnectionError,
-    TimeExhausted,
-    TooManyRequests,
-    BadResponseFormat,
-    Web3RPCError,
-    EvmValidationError,
-    TesterValidationError,
-)
-
-# The node saw the transaction and refused it (it was not queued): its nonce is free again.
-_REFUSED_ERRORS = (Web3RPCError, EvmValidationError, TesterValidationError)
-
-_memory_ledger = MemoryLedger()
 
 
 @dataclass(frozen=True)
@@ -157,22 +119,10 @@ class ChainClient:
 
     def __init__(self, config: ChainConfig, *, w3: Web3 | None = None) -> None:
         if w3 is None:
-            if config.provider_uri is None:
-                raise ChainConfigError(
-                    "no provider URI and no connection: the embedded chain's client comes from "
-                    "tokens.chain.runtime.client_for(config)"
-                )
-            w3 = Web3(
-                Web3.HTTPProvider(
-                    config.provider_uri,
-                    request_kwargs={"timeout": config.request_timeout},
-                    # No hidden retries: the buy-order service retries with its backoff.
-                    exception_retry_configuration=None,
-                )
-            )
+            w3 = connect(config)
         self._config = config
         self._w3 = w3
-        self._account = _treasury_account(config.treasury_private_key)
+        self._sender = TransactionSender(w3, _treasury_account(config.treasury_private_key), config)
         token_abi = load_artifact("Token").abi
         self._router = w3.eth.contract(
             address=_address(config.router_address, "router"), abi=load_artifact("Router").abi
@@ -180,23 +130,24 @@ class ChainClient:
         self._azr = w3.eth.contract(address=_address(config.azr_token_address, "AZR token"), abi=token_abi)
         self._zar = w3.eth.contract(address=_address(config.zar_token_address, "ZAR token"), abi=token_abi)
         self._burn_address = _address(config.burn_address, "burn")
-        self._chain_id: int | None = None
         self._decimals: dict[ChecksumAddress, int] = {}
         self._pair: Contract | None = None
 
     def __repr__(self) -> str:
-        return f"<ChainClient {self._endpoint()} treasury={self.treasury_address}>"
+        return f"<ChainClient {endpoint(self._config.provider_uri)} treasury={self.treasury_address}>"
 
     @property
     def treasury_address(self) -> ChecksumAddress:
-        return self._account.address
+        return self._sender.address
 
     @property
     def chain_id(self) -> int:
-        if self._chain_id is None:
-            with self._translated("chain id"):
-                self._chain_id = self._w3.eth.chain_id
-        return self._chain_id
+        return self._sender.chain_id
+
+    @property
+    def sender(self) -> TransactionSender:
+        """The transaction layer signing for the treasury on this client's connection."""
+        return self._sender
 
     # --- Quotes -------------------------------------------------------------------------
 
@@ -283,7 +234,7 @@ class ChainClient:
         if disposition not in DISPOSITIONS:
             raise ValueError(f"disposition must be one of {DISPOSITIONS}, not {disposition!r}")
         policy = policy or FeePolicy()
-        ledger = ledger or _memory_ledger
+        ledger = ledger or memory_ledger
         with self._translated("buy"):
             amount_in = to_base_units(amount, self._token_decimals(self._zar))
             if amount_in == 0:
@@ -345,96 +296,43 @@ class ChainClient:
         with self._translated("burn"):
             units = to_base_units(amount, self._token_decimals(self._azr))
             receipt = self._transact(self._azr, "transfer", [self._burn_address, units], self.suggest_fees(policy),
-                                     ledger=ledger or _memory_ledger, policy=policy, purpose="burn")
+                                     ledger=ledger or memory_ledger, policy=policy, purpose="burn")
             return receipt["transactionHash"].to_0x_hex()
 
-    # --- Fees, replacement, lookups -----------------------------------------------------
+    # --- The transaction layer (see tokens.chain.sending) -------------------------------
 
     def suggest_fees(self, policy: FeePolicy | None = None) -> Fees:
-        """Type-2 fees for a transaction now: maxFeePerGas = 2 x base fee + tip (room for the base
-        fee to rise), lowered to the cap; :class:`ChainFeeAboveCapError` when even base fee + tip
-        (what the next block needs) is above the cap -- defer, don't overpay."""
-        policy = policy or FeePolicy()
-        with self._translated("fees"):
-            base_fee = self._w3.eth.get_block("latest").get("baseFeePerGas")
-            if base_fee is None:
-                raise ChainError("the chain has no EIP-1559 base fee (pre-London): not supported")
-            tip = policy.priority_fee_per_gas
-            if tip is None:
-                tip = self._w3.eth.max_priority_fee
-        required = base_fee + tip
-        cap = policy.max_fee_per_gas
-        if cap is not None and required > cap:
-            raise ChainFeeAboveCapError(required=required, cap=cap, base_fee=base_fee)
-        max_fee = 2 * base_fee + tip
-        if cap is not None:
-            max_fee = min(max_fee, cap)
-        return Fees(max_fee_per_gas=max_fee, max_priority_fee_per_gas=tip, base_fee=base_fee)
+        """Type-2 fees now under ``policy``'s cap (:meth:`TransactionSender.suggest_fees`)."""
+        return self._sender.suggest_fees(policy)
+
+    def fee_quote(self, policy: FeePolicy | None = None) -> FeeQuote:
+        """The fee figures now, even above the cap (:meth:`TransactionSender.fee_quote`)."""
+        return self._sender.fee_quote(policy)
 
     def replace(self, tx: SignedTx, *, policy: FeePolicy | None = None, ledger: TxLedger | None = None,
                 on_signed: Callable[[str], None] | None = None) -> SignedTx:
-        """Sign ``tx`` again with the same nonce and both fees raised by >= 12.5% (and to at least
-        what the chain needs now), keep it in the ledger, broadcast it.
-
-        :class:`ChainFeeAboveCapError` (nothing signed) when the bumped fee is above the cap; a
-        refused broadcast (e.g. "nonce too low": the original was mined meanwhile) is recorded by
-        the ledger and raised as :class:`ChainTransportError`.
-        """
-        policy = policy or FeePolicy()
-        ledger = ledger or _memory_ledger
-        with self._translated("replace"):
-            base_fee = self._w3.eth.get_block("latest").get("baseFeePerGas") or 0
-            tip = max(bumped(tx.max_priority_fee_per_gas), policy.priority_fee_per_gas or 0)
-            max_fee = max(bumped(tx.max_fee_per_gas), base_fee + tip)
-            cap = policy.max_fee_per_gas
-            if cap is not None and max_fee > cap:
-                raise ChainFeeAboveCapError(required=max_fee, cap=cap, what=f"replacement of {tx.tx_hash}")
-            replacement = self._sign(tx.nonce, {"to": tx.to, "data": tx.data, "gas": tx.gas, "value": tx.value},
-                                     Fees(max_fee, tip, base_fee))
-            ledger.record_replacement(tx, replacement)
-            if on_signed is not None:
-                on_signed(replacement.tx_hash)
-            self._broadcast(replacement, ledger)
-            logger.warning("replaced %s (nonce %s, pending too long) by %s: max fee %s -> %s wei, tip %s -> %s",
-                           tx.tx_hash, tx.nonce, replacement.tx_hash, tx.max_fee_per_gas, max_fee,
-                           tx.max_priority_fee_per_gas, tip)
-            return replacement
+        """Replace a pending ``tx``: same nonce, bumped fees (:meth:`TransactionSender.replace`)."""
+        return self._sender.replace(tx, policy=policy, ledger=ledger, on_signed=on_signed)
 
     def rebroadcast(self, raw: bytes, tx_hash: str) -> None:
         """Send a transaction signed earlier again (a crash between recording and broadcasting)."""
-        with self._translated("rebroadcast"):
-            try:
-                self._w3.eth.send_raw_transaction(raw)
-            except Web3RPCError as exc:
-                if "already known" not in exc.message.lower():
-                    raise
+        self._sender.rebroadcast(raw, tx_hash)
 
-    def lookup(self, tx_hash: str) -> tuple[Literal["mined", "pending", "unknown"], TxReceipt | None]:
+    def lookup(self, tx_hash: str) -> tuple[TxState, TxReceipt | None]:
         """Where ``tx_hash`` is now, without waiting: mined (with its receipt), pending, unknown."""
-        with self._translated("lookup"):
-            try:
-                return "mined", self._w3.eth.get_transaction_receipt(tx_hash)
-            except TransactionNotFound:
-                pass
-            try:
-                self._w3.eth.get_transaction(tx_hash)
-            except TransactionNotFound:
-                return "unknown", None
-            return "pending", None
+        return self._sender.lookup(tx_hash)
+
+    def pending_nonce(self) -> int:
+        return self._sender.pending_nonce()
+
+    # --- Swap receipts ------------------------------------------------------------------
 
     def buy_outcome(self, receipt: TxReceipt) -> BuyReceipt:
         """The :class:`BuyReceipt` of a mined swap; :class:`ChainRevertError` when it reverted."""
         with self._translated("receipt"):
             if receipt["status"] != 1:
-                tx_hash = receipt["transactionHash"].to_0x_hex()
-                tx = self._w3.eth.get_transaction(tx_hash)
-                sent = {"to": tx["to"], "data": tx["input"], "gas": tx["gas"]}
-                raise ChainRevertError(self._replay_reason(sent, receipt), tx_hash=tx_hash)
+                raise self._sender.revert_error(receipt)
             return self._buy_receipt(receipt)
-
-    def pending_nonce(self) -> int:
-        with self._translated("nonce"):
-            return self._w3.eth.get_transaction_count(self.treasury_address, "pending")
 
     def receipt_for(self, tx_hash: str) -> BuyReceipt | None:
         """The outcome of a swap sent earlier, for retrying a buy without paying twice.
@@ -444,18 +342,11 @@ class ChainClient:
         :class:`ChainRevertError` when it reverted.
         """
         with self._translated("receipt lookup"):
-            try:
-                receipt = self._w3.eth.get_transaction_receipt(tx_hash)
-            except TransactionNotFound:
-                try:
-                    self._w3.eth.get_transaction(tx_hash)
-                except TransactionNotFound:
-                    return None
-                receipt = self._wait_for_receipt(tx_hash)
+            receipt = self._sender.receipt_waiting(tx_hash)
+            if receipt is None:
+                return None
             if receipt["status"] != 1:
-                tx = self._w3.eth.get_transaction(tx_hash)
-                sent = {"to": tx["to"], "data": tx["input"], "gas": tx["gas"]}
-                raise ChainRevertError(self._replay_reason(sent, receipt), tx_hash=tx_hash)
+                raise self._sender.revert_error(receipt)
             return self._buy_receipt(receipt)
 
     # --- Ops ----------------------------------------------------------------------------
@@ -482,127 +373,13 @@ class ChainClient:
             decimals = self._decimals[token.address] = token.functions.decimals().call()
         return decimals
 
-    def _transact(
-        self,
-        contract: Contract,
-        function: str,
-        args: list[Any],
-        fees: Fees,
-        *,
-        ledger: TxLedger,
-        policy: FeePolicy,
-        purpose: TxPurpose,
-        on_signed: Callable[[str], None] | None = None,
-    ) -> TxReceipt:
-        """Sign (the ledger gives the nonce and keeps the signed transaction), send, and wait for
-        one transaction -- replacing it when it stays pending longer than ``policy.replace_after``.
-
-        The node's pending nonce is only a floor: the ledger knows the nonces taken by
-        transactions still in flight, which a node may not count yet.
-        """
+    def _transact(self, contract: Contract, function: str, args: list[Any], fees: Fees, *, ledger: TxLedger,
+                  policy: FeePolicy, purpose: TxPurpose, on_signed: Callable[[str], None] | None = None) -> TxReceipt:
+        """One contract call as a transaction of the treasury, mined (see :meth:`TransactionSender.transact`)."""
         call = {"to": contract.address, "data": contract.encode_abi(function, args=args), "gas": self._config.gas_limit,
                 "value": 0}
-        signed = ledger.record(sender=self.treasury_address, chain_id=self.chain_id,
-                               pending_nonce=self.pending_nonce(),
-                               sign=lambda nonce: self._sign(nonce, call, fees), purpose=purpose)
-        if on_signed is not None:
-            on_signed(signed.tx_hash)
-        self._broadcast(signed, ledger)
-        logger.info("sent %s.%s as %s (nonce %s)", contract.address, function, signed.tx_hash, signed.nonce)
-        receipt = self._await([signed], ledger=ledger, policy=policy, on_signed=on_signed)
-        if receipt["status"] != 1:
-            reason = self._replay_reason(call, receipt)
-            tx_hash = receipt["transactionHash"].to_0x_hex()
-            logger.warning("%s.%s in %s reverted: %s", contract.address, function, tx_hash, reason)
-            raise ChainRevertError(reason, tx_hash=tx_hash)
-        return receipt
-
-    def _sign(self, nonce: int, call: dict[str, Any], fees: Fees) -> SignedTx:
-        tx = {"type": 2, "chainId": self.chain_id, "nonce": nonce, **call, **fees.fields()}
-        signed = self._account.sign_transaction(tx)
-        return SignedTx(
-            tx_hash=signed.hash.to_0x_hex(), raw=bytes(signed.raw_transaction), sender=self.treasury_address,
-            chain_id=self.chain_id, nonce=nonce, to=call["to"], data=call["data"], gas=call["gas"],
-            value=call["value"], max_fee_per_gas=fees.max_fee_per_gas,
-            max_priority_fee_per_gas=fees.max_priority_fee_per_gas)
-
-    def _broadcast(self, tx: SignedTx, ledger: TxLedger) -> None:
-        """Send ``tx``; tell the ledger whether the node took it. A transport failure (no answer)
-        leaves it as signed: the node may have it, a later look-up or rebroadcast settles that."""
-        try:
-            self._w3.eth.send_raw_transaction(tx.raw)
-        except _REFUSED_ERRORS as exc:
-            message = exc.message if isinstance(exc, Web3RPCError) else str(exc)
-            if "already known" not in message.lower():
-                ledger.send_failed(tx, self._scrub(message))
-                raise
-        except _TRANSPORT_ERRORS:
-            # No answer: when the node can tell, a transaction it does not hold frees its nonce
-            # (sending the same nonce again is safe: of one nonce's transactions one is mined).
-            try:
-                self._w3.eth.get_transaction(tx.tx_hash)
-            except TransactionNotFound:
-                ledger.send_failed(tx, "the node did not receive it")
-            except _TRANSPORT_ERRORS:
-                pass
-            raise
-        ledger.sent(tx)
-
-    def _await(self, family: list[SignedTx], *, ledger: TxLedger, policy: FeePolicy,
-               on_signed: Callable[[str], None] | None = None) -> TxReceipt:
-        """The receipt of whichever of ``family`` (one nonce) is mined; replaces the newest when it
-        stays pending longer than ``policy.replace_after``; :class:`TimeExhausted` after
-        ``config.receipt_timeout`` seconds."""
-        started = last_sent = time.monotonic()
-        while True:
-            for tx in reversed(family):
-                try:
-                    receipt = self._w3.eth.get_transaction_receipt(tx.tx_hash)
-                except TransactionNotFound:
-                    continue
-                ledger.mined(tx.tx_hash, status=receipt["status"], block_number=receipt["blockNumber"])
-                return receipt
-            now = time.monotonic()
-            if now - started >= self._config.receipt_timeout:
-                raise TimeExhausted(f"{family[-1].tx_hash} not mined after {self._config.receipt_timeout} s")
-            if policy.replace_after is not None and now - last_sent >= policy.replace_after:
-                last_sent = now
-                try:
-                    replacement = self.replace(family[-1], policy=policy, ledger=ledger, on_signed=on_signed)
-                except ChainFeeAboveCapError as exc:
-                    logger.warning("%s stays pending: %s", family[-1].tx_hash, exc)
-                except ChainTransportError as exc:  # e.g. "nonce too low": one of the family was mined
-                    logger.info("replacement of %s not sent: %s", family[-1].tx_hash, exc)
-                else:
-                    family.append(replacement)
-                continue
-            time.sleep(self._config.receipt_poll_interval)
-
-    def _wait_for_receipt(self, tx_hash: str) -> TxReceipt:
-        return self._w3.eth.wait_for_transaction_receipt(
-            tx_hash,
-            timeout=self._config.receipt_timeout,
-            poll_latency=self._config.receipt_poll_interval,
-        )
-
-    def _replay_reason(self, tx: dict[str, Any], receipt: TxReceipt) -> str:
-        """Why a mined transaction reverted: replay it as a call on the state before its block."""
-        call = {
-            "from": self.treasury_address,
-            "to": tx["to"],
-            "data": tx["data"],
-            "gas": tx["gas"],
-            "value": 0,
-        }
-        try:
-            self._w3.eth.call(call, block_identifier=receipt["blockNumber"] - 1)
-        except _REVERT_ERRORS as exc:
-            return _revert_reason(exc)
-        except _TRANSPORT_ERRORS as exc:
-            return f"reason unavailable: the replay failed ({type(exc).__name__})"
-        if receipt["gasUsed"] >= tx["gas"]:
-            return f"out of gas (gas limit {tx['gas']})"
-        return "reason unavailable: the replay did not revert"
+        return self._sender.transact(call, fees, ledger=ledger, policy=policy, purpose=purpose,
+                                     label=f"{contract.address}.{function}", on_signed=on_signed)
 
     def _buy_receipt(self, receipt: TxReceipt) -> BuyReceipt:
         """The swap's outcome, with the AZR its ``Transfer`` events moved to the treasury.
@@ -626,63 +403,6 @@ class ChainClient:
             tokens_received=from_base_units(received, self._token_decimals(self._azr)),
         )
 
-    @contextmanager
-    def _translated(self, action: str) -> Iterator[None]:
+    def _translated(self, action: str) -> AbstractContextManager[None]:
         """Turn provider and EVM exceptions into :class:`ChainError` subclasses."""
-        try:
-            yield
-        except ChainError:
-            raise
-        except _REVERT_ERRORS as exc:
-            raise ChainRevertError(_revert_reason(exc)) from exc
-        except BadFunctionCallOutput as exc:
-            raise ChainError(f"{action}: a contract returned nothing: is the address right?") from exc
-        except Web3RPCError as exc:
-            if "revert" in exc.message.lower():
-                raise ChainRevertError(_revert_reason(exc)) from exc
-            raise ChainTransportError(f"{action}: the node refused the request: {self._scrub(exc.message)}") from None
-        except _TRANSPORT_ERRORS as exc:
-            raise ChainTransportError(f"{action}: {type(exc).__name__}: {self._scrub(str(exc))}") from None
-
-    def _endpoint(self) -> str:
-        uri = self._config.provider_uri
-        if uri is None:
-            return "embedded"
-        parts = urlsplit(uri)
-        return f"{parts.scheme}://{parts.hostname}" + (f":{parts.port}" if parts.port else "")
-
-    def _scrub(self, text: str) -> str:
-        """``text`` without the secret parts a provider URI may hold (API keys, credentials)."""
-        uri = self._config.provider_uri
-        if uri is None:
-            return text
-        parts = urlsplit(uri)
-        for secret in (parts.path, parts.query, parts.username, parts.password):
-            if secret and secret != "/":
-                text = text.replace(secret, "***")
-        return text
-
-
-def _revert_reason(exc: Exception) -> str:
-    message = getattr(exc, "message", None) or (str(exc.args[0]) if exc.args else "")
-    for prefix in ("execution reverted: ", "execution reverted"):
-        if message.startswith(prefix):
-            message = message[len(prefix) :]
-            break
-    return message.strip() or "reverted without a reason"
-
-
-def _treasury_account(private_key: str | None) -> LocalAccount:
-    if not private_key:
-        raise ChainConfigError("the treasury private key is not configured")
-    try:
-        return Account.from_key(private_key)
-    except Exception:
-        # Never let the key reach a message or a traceback.
-        raise ChainConfigError("the treasury private key is malformed") from None
-
-
-def _address(value: str | None, label: str) -> ChecksumAddress:
-    if not value or not Web3.is_address(value):
-        raise ChainConfigError(f"the {label} address is missing or malformed: {value!r}")
-    return Web3.to_checksum_address(value)
+        return self._sender.translated(action)

@@ -19,9 +19,10 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import TypeVar
 
-from tokens.chain.client import ChainClient, _treasury_account
+from tokens.chain.client import ChainClient
 from tokens.chain.config import ChainConfig, chain_info_path, chain_info_stamp, config_from_settings
 from tokens.chain.errors import ChainConfigError, ChainTransportError
+from tokens.chain.rpc import treasury_account
 
 logger = logging.getLogger(__name__)
 
@@ -99,7 +100,7 @@ class NodeFollowingClient:
             if client is None or config != self._config:
                 if client is not None:
                     logger.warning("chain: the node's info file %s changed (a restarted node?): a new client "
-                                   "for treasury %s", path, _treasury_account(config.treasury_private_key).address)
+                                   "for treasury %s", path, treasury_account(config.treasury_private_key).address)
                 client = client_for(config)
                 self._client, self._config = client, config
             self._stamp = stamp

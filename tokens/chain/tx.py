@@ -13,6 +13,8 @@ from typing import Literal, Protocol
 
 from eth_typing import ChecksumAddress
 
+from tokens.chain.errors import ChainFeeAboveCapError
+
 GWEI = 10**9
 # Nodes accept a replacement (same nonce) only with both fees raised by at least 10% (geth's
 # default) -- 12.5% is what a block's base fee can rise by, and what clients use.
@@ -23,6 +25,11 @@ TxPurpose = Literal["approve", "swap", "burn", "other"]
 
 def gwei_to_wei(gwei: Decimal) -> int:
     return int((Decimal(gwei) * GWEI).to_integral_value(rounding=ROUND_CEILING))
+
+
+def wei_to_gwei(wei: int) -> Decimal:
+    """``wei`` in gwei, exactly (9 decimal places)."""
+    return Decimal(wei).scaleb(-9).quantize(Decimal("1e-9"))
 
 
 def bumped(wei: int) -> int:
@@ -52,6 +59,47 @@ class Fees:
 
     def fields(self) -> dict[str, int]:
         return {"maxFeePerGas": self.max_fee_per_gas, "maxPriorityFeePerGas": self.max_priority_fee_per_gas}
+
+
+@dataclass(frozen=True)
+class FeeQuote:
+    """The fee figures of a transaction now, in wei per gas, whether or not it may go.
+
+    ``required`` (base fee + tip) is what the next block needs; ``max_fee`` is what the
+    transaction would carry: 2 x base fee + tip (room for the base fee to rise), lowered to the
+    cap. ``above_cap``: even ``required`` is above the cap -- defer, don't overpay.
+    """
+
+    base_fee: int
+    priority_fee: int
+    cap: int | None
+
+    @property
+    def required(self) -> int:
+        return self.base_fee + self.priority_fee
+
+    @property
+    def above_cap(self) -> bool:
+        return self.cap is not None and self.required > self.cap
+
+    @property
+    def max_fee(self) -> int:
+        ceiling = 2 * self.base_fee + self.priority_fee
+        return ceiling if self.cap is None else min(ceiling, self.cap)
+
+    def above_cap_error(self) -> ChainFeeAboveCapError:
+        return ChainFeeAboveCapError(required=self.required, cap=self.cap or 0, base_fee=self.base_fee)
+
+    def figures(self) -> dict[str, Decimal | bool | None]:
+        """The figures in gwei, for people (the preview): ``max_fee`` is ``None`` above the cap
+        (nothing would be sent)."""
+        return {"base_fee": wei_to_gwei(self.base_fee), "priority_fee": wei_to_gwei(self.priority_fee),
+                "required": wei_to_gwei(self.required),
+                "max_fee": None if self.above_cap else wei_to_gwei(self.max_fee),
+                "cap": None if self.cap is None else wei_to_gwei(self.cap), "above_cap": self.above_cap}
+
+    def fees(self) -> Fees:
+        return Fees(max_fee_per_gas=self.max_fee, max_priority_fee_per_gas=self.priority_fee, base_fee=self.base_fee)
 
 
 @dataclass(frozen=True)
