@@ -643,7 +643,7 @@ def wallet_transfer_to_member(*, sender: User, receiver: User, amount, wallet: s
 
 
 # --- withdrawals: they live in the `withdrawals` app, which imports accounts -------------------
-# Re-exported here (python-api.md: "importable from accounts.services") lazily, so importing
+# Re-exported here (the README's Python API: "importable from accounts.services") lazily, so importing
 # accounts never imports withdrawals (no cycle): `from accounts.services import withdrawal_request`.
 _LAZY_EXPORTS = {name: "withdrawals.services" for name in (
     "withdrawal_request", "withdrawal_approve", "withdrawal_mark_paid", "withdrawal_reject", "withdrawal_cancel")}

@@ -133,7 +133,7 @@ def buy_order_run(*, price_per_token=None, amount=None, trigger: str = BuyOrder.
     config = buy_order_config()
     if not config.enabled:
         return _refused("disabled", "Buy-orders are disabled (the kill switch is off).")
-    # Bad input is a ValidationError (python-api.md), raised before anything is written.
+    # Bad input is a ValidationError (the README's Python API), raised before anything is written.
     given_price = _clean_price(price_per_token)
     if amount is not None:
         amount = to_money(amount)

@@ -1,4 +1,4 @@
-"""The public service names of the tokens app (python-api.md), kept in one importable place.
+"""The public service names of the tokens app (the README's "Python API"), kept in one importable place.
 
 The code lives in:
 
