@@ -347,6 +347,11 @@ class BuyOrderTotals(models.Model):
                                           help_text="Σ tokens received by completed orders.")
     rand_spent = models.DecimalField(max_digits=38, decimal_places=8, default=Decimal(0),
                                      help_text="Σ ZAR used by completed orders.")
+    # The revenue's running total (every Revenue row, reversals included: Σ amount_zar and how
+    # many rows), moved by `tokens.totals.revenue_totals_apply` in each insert's transaction.
+    revenue_zar = models.DecimalField(max_digits=38, decimal_places=8, default=Decimal(0),
+                                      help_text="Σ amount_zar of every revenue row (reversals are negative).")
+    revenue_count = models.PositiveBigIntegerField(default=0, help_text="How many revenue rows.")
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
@@ -360,6 +365,36 @@ class BuyOrderTotals(models.Model):
 
     def __str__(self) -> str:
         return f"{self.completed_count} completed, {self.failed_count} failed"
+
+
+class PackSaleSweepMark(models.Model):
+    """How far the pack-sale sweeper (`tokens.revenue.pack_sales_sweep`) never needs to look
+    again (one row, pk 1): every counted purchase with ``id <= mark`` is recorded or refunded.
+
+    The mark moves in two steps, so that a purchase committing late with a lower id is never
+    skipped: a sweep notes a *candidate* (the highest purchase id then, with the database's
+    ``pg_snapshot_xmax`` at that moment), and a later sweep moves the mark up to it only once
+    every transaction that was running then has ended (``pg_snapshot_xmin`` of a new snapshot
+    has passed the noted xmax) and the candidate is older than the sweeper's grace period --
+    then no purchase at or below it can still appear -- and none at or below it is missing."""
+
+    SINGLETON_PK = 1
+
+    id = models.PositiveSmallIntegerField(primary_key=True, default=SINGLETON_PK, editable=False)
+    mark = models.PositiveBigIntegerField(default=0, help_text="Every counted purchase up to this id is done.")
+    candidate = models.PositiveBigIntegerField(null=True, blank=True,
+                                               help_text="The highest purchase id when it was noted.")
+    candidate_xmax = models.PositiveBigIntegerField(null=True, blank=True,
+                                                    help_text="pg_snapshot_xmax when the candidate was noted.")
+    candidate_at = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name = "pack-sale sweep mark"
+        constraints = [models.CheckConstraint(condition=Q(id=1), name="pack_sale_sweep_mark_singleton")]
+
+    def __str__(self) -> str:
+        return f"pack sales checked up to purchase {self.mark}"
 # --- The transaction layer: one nonce counter per sender, every signed transaction -----------------
 
 

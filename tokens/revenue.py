@@ -20,12 +20,14 @@ from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
 from common.errors import field_error
-from common.money import MONEY_QUANTUM, format_money, round_money, to_money
+from common.money import MONEY_QUANTUM, ZERO, format_money, round_money, to_money
 from common.text import text_clean
 from purchases.models import Purchase, Refund
 from tokens.models import ExchangeRate, Revenue
+from tokens.pack_sales_mark import pack_sales_mark, pack_sales_mark_advance
 from tokens.refs import pack_sale_ref, refund_ref
 from tokens.selectors import exchange_rate_current
+from tokens.totals import revenue_totals_apply
 
 logger = logging.getLogger(__name__)
 
@@ -72,6 +74,7 @@ def revenue_track_with_status(*, source: str, amount, currency: str = BASE_CURRE
             record = Revenue.objects.create(source=source, amount=amount, currency=currency, rate_to_zar=rate,
                                             amount_zar=amount_zar, external_ref=external_ref,
                                             recorded_at=recorded_at or timezone.now())
+            revenue_totals_apply(amount_zar=record.amount_zar, count=1)
     except IntegrityError:
         # A concurrent retry recorded the same reference first.
         existing = Revenue.objects.filter(source=source, external_ref=external_ref).first()
@@ -177,10 +180,30 @@ def revenue_record_pack_sales(*, purchases) -> int:
                          purchase.price, exc.messages)
     if not rows:
         return 0
-    Revenue.objects.bulk_create(rows, ignore_conflicts=True)
-    logger.info("pack-sale revenue of %d purchases recorded (%s…%s)", len(rows), rows[0].external_ref,
+    with transaction.atomic():
+        inserted = _insert_ignoring_conflicts(rows)
+        revenue_totals_apply(amount_zar=sum(inserted, ZERO), count=len(inserted))
+    logger.info("pack-sale revenue of %d purchases recorded (%s…%s)", len(inserted), rows[0].external_ref,
                 rows[-1].external_ref)
     return len(rows)
+
+
+def _insert_ignoring_conflicts(rows: list[Revenue]) -> list[Decimal]:
+    """One ``INSERT … ON CONFLICT DO NOTHING RETURNING amount_zar``: the amounts of the rows
+    actually inserted (a reference a racing task inserted first returns nothing)."""
+    connection = transaction.get_connection()
+    fields = [f for f in Revenue._meta.concrete_fields if not f.primary_key]
+    values, params = [], []
+    for row in rows:
+        values.append("(" + ", ".join(["%s"] * len(fields)) + ")")
+        params.extend(f.get_db_prep_save(f.pre_save(row, add=True), connection) for f in fields)
+    quote = connection.ops.quote_name
+    amount_zar = Revenue._meta.get_field("amount_zar")
+    sql = (f"INSERT INTO {quote(Revenue._meta.db_table)} ({', '.join(quote(f.column) for f in fields)}) "
+           f"VALUES {', '.join(values)} ON CONFLICT DO NOTHING RETURNING {quote(amount_zar.column)}")
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return [amount_zar.to_python(value) for (value,) in cursor.fetchall()]
 
 
 def revenue_reverse_pack_sale(*, refund_id: int) -> Revenue | None:
@@ -209,6 +232,7 @@ def revenue_reverse_pack_sale(*, refund_id: int) -> Revenue | None:
                 source=Revenue.Source.PACK_SALE, amount=-original.amount, currency=original.currency,
                 rate_to_zar=original.rate_to_zar, amount_zar=-original.amount_zar,
                 external_ref=refund_ref(refund.pk), reverses=original)
+            revenue_totals_apply(amount_zar=record.amount_zar, count=1)
     except IntegrityError:  # a concurrent retry reversed it first
         return Revenue.objects.get(reverses=original)
     logger.info("revenue %s reversed by %s (refund %s): %s ZAR", original.pk, record.pk, refund.pk,
@@ -256,13 +280,16 @@ def pack_sales_record(*, purchase_ids) -> int:
         return revenue_record_pack_sales(purchases=purchases)
 
 
-def pack_sales_missing(*, older_than_minutes: float = 5, limit: int = 500, after_id: int = 0) -> list[int]:
+def pack_sales_missing(*, older_than_minutes: float = 5, limit: int = 500, after_id: int = 0,
+                       up_to: int | None = None) -> list[int]:
     """Ids of counted, unrefunded purchases older than ``older_than_minutes`` that have no
-    pack-sale revenue, in id order, at most ``limit``: one anti-join (NOT EXISTS on the
-    reference, served by the unique index on (source, external_ref))."""
+    pack-sale revenue, in id order, at most ``limit``, with ``after_id < id <= up_to``: one
+    anti-join (NOT EXISTS on the reference, served by the unique index on (source, external_ref))."""
     cutoff = timezone.now() - timedelta(minutes=older_than_minutes)
     rows = Purchase.objects.filter(kind__in=Purchase.COUNTED_KINDS, refunded_at__isnull=True,
                                    created_at__lt=cutoff, pk__gt=after_id)
+    if up_to is not None:
+        rows = rows.filter(pk__lte=up_to)
     if not getattr(settings, "TOKENS_LEGACY_PURCHASES_ARE_REVENUE", True):
         rows = rows.exclude(kind=Purchase.Kind.LEGACY)
     rows = rows.exclude(Exists(Revenue.objects.filter(source=Revenue.Source.PACK_SALE,
@@ -276,8 +303,12 @@ SWEEP_BATCH = 100
 def pack_sales_sweep(*, older_than_minutes: float = 5, limit: int = 500) -> int:
     """The beat sweeper: the pack-sale revenue of counted purchases still missing it after some
     minutes (a lost task, no exchange rate then), in batches of ``SWEEP_BATCH``. Returns how
-    many were recorded (one failing batch is logged and left for the next sweep)."""
-    ids = pack_sales_missing(older_than_minutes=older_than_minutes, limit=limit)
+    many were recorded (one failing batch is logged and left for the next sweep).
+
+    It looks only above the high-water mark (``tokens.pack_sales_mark``), which it then moves
+    up when that is safe: a sweep with nothing missing reads the recent purchases only."""
+    mark = pack_sales_mark()
+    ids = pack_sales_missing(older_than_minutes=older_than_minutes, limit=limit, after_id=mark)
     done = 0
     for i in range(0, len(ids), SWEEP_BATCH):
         try:
@@ -288,4 +319,10 @@ def pack_sales_sweep(*, older_than_minutes: float = 5, limit: int = 500) -> int:
     if ids:
         logger.warning("tokens: %d purchase(s) were missing their pack-sale revenue; %d recorded now", len(ids),
                        done)
+    pack_sales_mark_advance(grace=timedelta(minutes=older_than_minutes), first_missing=_first_missing)
     return done
+
+
+def _first_missing(after_id: int, up_to: int) -> int | None:
+    ids = pack_sales_missing(older_than_minutes=0, limit=1, after_id=after_id, up_to=up_to)
+    return ids[0] if ids else None

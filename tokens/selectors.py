@@ -48,13 +48,20 @@ def exchange_rate_current(*, currency: str, at: datetime | None = None) -> Excha
 
 
 def unspent_revenue() -> Decimal:
-    """Σ revenue in ZAR − Σ revenue used by completed or pending buy-orders: the completed ones
-    from the running totals (``tokens.totals``), the pending ones (few) summed by index."""
-    total = Revenue.objects.aggregate(total=Sum("amount_zar"))["total"] or ZERO
+    """Σ revenue in ZAR − Σ revenue used by completed or pending buy-orders: the revenue and the
+    completed ones from the running totals (``tokens.totals``), the pending ones (few) summed by
+    index -- one query, whatever the number of revenue rows."""
     # Orders only: a split order's row reserves (then holds) the sum of its slices.
-    pending = (BuyOrder.objects.filter(status=BuyOrder.Status.PENDING, parent__isnull=True)
-               .aggregate(used=Sum("amount"))["used"] or ZERO)
-    return total - buy_order_totals()["rand_spent"] - pending
+    pending = (BuyOrder.objects.filter(status=BuyOrder.Status.PENDING, parent__isnull=True).order_by()
+               .annotate(one=Value(1)).values("one").annotate(used=Sum("amount")).values("used"))
+    row = (BuyOrderTotals.objects.filter(pk=BuyOrderTotals.SINGLETON_PK)
+           .annotate(pending_used=Subquery(pending)).values("revenue_zar", "rand_spent", "pending_used").first())
+    if row is None:  # no totals row (a flushed database): nothing recorded through the writers yet
+        totals = buy_order_totals()
+        row = {"revenue_zar": totals["revenue_zar"], "rand_spent": totals["rand_spent"],
+               "pending_used": BuyOrder.objects.filter(status=BuyOrder.Status.PENDING, parent__isnull=True)
+               .aggregate(used=Sum("amount"))["used"]}
+    return row["revenue_zar"] - row["rand_spent"] - (row["pending_used"] or ZERO)
 
 
 def available_revenue(*, config: BuyOrderConfig | None = None) -> Decimal:
@@ -193,9 +200,9 @@ def buy_order_totals() -> dict:
 
 
 def buy_order_metrics() -> dict:
-    """Totals over all revenue and buy-orders, in two queries whatever the history's size: the
-    running totals of the settled orders (``tokens.totals``) with the pending ones counted
-    live and the newest creation time (both by index), and the revenue's sum.
+    """Totals over all revenue and buy-orders, in one query whatever the history's size: the
+    running totals of the revenue and of the settled orders (``tokens.totals``) with the pending
+    ones counted live and the newest creation time (both by index).
 
     A split order counts once, with the sum of its slices (its own row); slices are its
     executions and are counted apart (``slice_count``), never added to the totals again."""
@@ -211,14 +218,14 @@ def buy_order_metrics() -> dict:
     orders = (BuyOrderTotals.objects.filter(pk=BuyOrderTotals.SINGLETON_PK)
               .annotate(pending_count=Subquery(pending), last=Subquery(newest),
                         slices=Subquery(slice_count), slices_completed=Subquery(slices_done))
-              .values("completed_count", "failed_count", "tokens_acquired", "rand_spent", "pending_count", "last",
-                      "slices", "slices_completed")
+              .values("completed_count", "failed_count", "tokens_acquired", "rand_spent", "revenue_zar",
+                      "pending_count", "last", "slices", "slices_completed")
               .first())
     if orders is None:  # no totals row (a flushed database): nothing settled yet
         orders = {**buy_order_totals(), "pending_count": orders_only.filter(status="pending").count(),
                   "last": orders_only.aggregate(last=Max("created_at"))["last"],
                   "slices": slices.count(), "slices_completed": slices.filter(status="completed").count()}
-    revenue = Revenue.objects.aggregate(total=Sum("amount_zar"))["total"] or ZERO
+    revenue = orders["revenue_zar"] or ZERO
     tokens = orders["tokens_acquired"] or ZERO
     spent = orders["rand_spent"] or ZERO
     completed = orders["completed_count"]
