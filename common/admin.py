@@ -88,8 +88,8 @@ class FormattedReadOnlyMixin:
         return show
 
 
-class ReadOnlyAdmin(FormattedReadOnlyMixin, admin.ModelAdmin):
-    """Money rows: listed, searched and viewed; never added, edited or deleted by hand."""
+class NoWritesMixin:
+    """Nothing added, changed or deleted by hand (the admin's three write permissions off)."""
 
     def has_add_permission(self, request, obj=None):
         return False
@@ -99,6 +99,20 @@ class ReadOnlyAdmin(FormattedReadOnlyMixin, admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return False
+
+
+class ReadOnlyAdmin(NoWritesMixin, FormattedReadOnlyMixin, admin.ModelAdmin):
+    """Money rows: listed, searched and viewed; never added, edited or deleted by hand."""
+
+
+class ReadOnlyInline(NoWritesMixin, admin.TabularInline):
+    """Rows shown under their parent as history (events, changes, slices): read-only, kept."""
+
+    extra = 0
+    can_delete = False
+
+    def get_readonly_fields(self, request, obj=None):
+        return self.fields
 
 
 # --- API tokens: never shown whole ----------------------------------------------------------

@@ -12,7 +12,7 @@ from django.urls import path, reverse
 from django.utils.functional import cached_property
 
 from common import display
-from common.admin import FormattedReadOnlyMixin, ReadOnlyAdmin, num
+from common.admin import FormattedReadOnlyMixin, ReadOnlyAdmin, ReadOnlyInline, num
 from common.audit import AuditAdmin
 from common.exports import MONEY, ExportMixin
 from tokens import schedule as sched
@@ -104,19 +104,10 @@ class ExchangeRateAdmin(admin.ModelAdmin):
         obj.pk, obj.created_by, obj.created_at = row.pk, row.created_by, row.created_at
 
 
-class ConfigChangeInline(admin.TabularInline):
+class ConfigChangeInline(ReadOnlyInline):
     model = BuyOrderConfigChange
     fields = ["changed_at", "changed_by", "changes"]
-    readonly_fields = fields
-    extra = 0
-    can_delete = False
     ordering = ["-changed_at", "-id"]
-
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
 
 
 class BuyOrderConfigForm(forms.ModelForm):

@@ -21,7 +21,7 @@ from django.urls import reverse
 from django.utils.html import format_html
 
 from common import display
-from common.admin import ReadOnlyAdmin
+from common.admin import ReadOnlyAdmin, ReadOnlyInline
 from tokens import price_guard as pg
 from tokens.models import BuyOrder, BuyOrderDeferral, PriceObservation
 
@@ -69,7 +69,7 @@ class OrderKindFilter(admin.SimpleListFilter):
                    "query_string": changelist.get_query_string({self.parameter_name: lookup})}
 
 
-class SliceInline(admin.TabularInline):
+class SliceInline(ReadOnlyInline):
     """An order's slices, in order, read-only."""
 
     model = BuyOrder
@@ -77,20 +77,8 @@ class SliceInline(admin.TabularInline):
     verbose_name = "slice"
     verbose_name_plural = "slices"
     fields = ["number", "status", "zar", "azr", "price", "impact", "transaction", "due", "completed", "error"]
-    readonly_fields = fields
     ordering = ["slice_index"]
-    extra = 0
-    can_delete = False
     show_change_link = True
-
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
     @admin.display(description="#")
     def number(self, obj):
@@ -125,25 +113,13 @@ class SliceInline(admin.TabularInline):
         return display.when(obj.completed_at)
 
 
-class DeferralInline(admin.TabularInline):
+class DeferralInline(ReadOnlyInline):
     """The guard's deferrals of one slice (why it waited)."""
 
     model = BuyOrderDeferral
     fk_name = "slice_of"
     fields = ["when", "code", "spot", "twap", "deviation", "reason"]
-    readonly_fields = fields
     ordering = ["-created_at", "-id"]
-    extra = 0
-    can_delete = False
-
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
     @admin.display(description="when")
     def when(self, obj):

@@ -15,7 +15,7 @@ from django.shortcuts import render
 from django.utils import timezone
 
 from common import display
-from common.admin import FormattedReadOnlyMixin, num
+from common.admin import FormattedReadOnlyMixin, ReadOnlyInline, num
 from common.audit import AuditAdmin
 from common.exports import MONEY, ExportMixin
 from withdrawals.models import Withdrawal, WithdrawalEvent
@@ -37,18 +37,9 @@ def _csv_cell(value) -> str:
     return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
 
 
-class WithdrawalEventInline(admin.TabularInline):
+class WithdrawalEventInline(ReadOnlyInline):
     model = WithdrawalEvent
     fields = ("created", "status", "actor", "message", "emailed")
-    readonly_fields = fields
-    extra = 0
-    can_delete = False
-
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
 
     @admin.display(description="when")
     def created(self, obj):
