@@ -34,7 +34,7 @@ def value_at(obj, path: str):
     return obj
 
 
-NUMBERS = (display.money, display.tokens, display.rate)
+NUMBERS = (display.money, display.tokens, display.rate, display.count)
 
 
 def column(path: str, render: Callable, description: str | None = None, *, ordering: str | None = None,

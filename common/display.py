@@ -47,6 +47,11 @@ def signed_money(value, currency: str | None = None) -> str:
     return f"+{text}" if amount is not None and text != money(0, currency) and amount > 0 else text
 
 
+def count(value) -> str:
+    """A whole number with thousands separators: ``40000`` → ``40,000``."""
+    return EMPTY if value is None else f"{value:,}"
+
+
 def tokens(value, symbol: str | None = None) -> str:
     """A token quantity with 4 decimals: ``160000.12345678`` → ``160,000.1235``."""
     amount = _decimal(value)

@@ -22,7 +22,8 @@ from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 
 from common import display
-from common.admin import ReadOnlyAdmin, num
+from common.admin import ReadOnlyAdmin
+from common.columns import column
 from legacy_import.models import ImportRun, LegacyRecord
 from legacy_import.readers import file_checksum
 from legacy_import.services import legacy_file_import
@@ -93,29 +94,12 @@ class ImportRunAdmin(ReadOnlyAdmin):
     def short_checksum(self, obj):
         return display.short_hash(obj.checksum, head=8, tail=4) if obj.checksum else display.EMPTY
 
-    @admin.display(description="started", ordering="started_at")
-    def started(self, obj):
-        return display.when(obj.started_at)
-
-    @admin.display(description="read", ordering="read")
-    def read_n(self, obj):
-        return num(f"{obj.read:,}")
-
-    @admin.display(description="imported", ordering="imported")
-    def imported_n(self, obj):
-        return num(f"{obj.imported:,}")
-
-    @admin.display(description="skipped", ordering="skipped")
-    def skipped_n(self, obj):
-        return num(f"{obj.skipped:,}")
-
-    @admin.display(description="failed", ordering="failed")
-    def failed_n(self, obj):
-        return num(f"{obj.failed:,}")
-
-    @admin.display(description="new members", ordering="members_created")
-    def members_n(self, obj):
-        return num(f"{obj.members_created:,}")
+    started = column("started_at", display.when, "started")
+    read_n = column("read", display.count, "read")
+    imported_n = column("imported", display.count, "imported")
+    skipped_n = column("skipped", display.count, "skipped")
+    failed_n = column("failed", display.count, "failed")
+    members_n = column("members_created", display.count, "new members")
 
     @staticmethod
     def _table(issues):
@@ -203,6 +187,4 @@ class LegacyRecordAdmin(ReadOnlyAdmin):
         url = reverse("admin:purchases_purchase_change", args=[obj.purchase_id])
         return format_html('<a href="{}">#{}</a> {}', url, obj.purchase_id, obj.purchase.user)
 
-    @admin.display(description="created", ordering="created_at")
-    def created(self, obj):
-        return display.when(obj.created_at)
+    created = column("created_at", display.when, "created")

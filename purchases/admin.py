@@ -7,6 +7,7 @@ from django.utils.html import format_html
 
 from common import display
 from common.admin import ReadOnlyAdmin, next_url, num
+from common.columns import column
 from common.exports import MONEY, ExportMixin
 from purchases.models import Option, Project, Purchase, Refund
 from purchases.selectors import refund_preview
@@ -28,9 +29,7 @@ class ProjectAdmin(admin.ModelAdmin):
     search_fields = ("name",)
     inlines = [OptionInline]
 
-    @admin.display(description="created", ordering="created_at")
-    def created(self, obj):
-        return display.when(obj.created_at)
+    created = column("created_at", display.when, "created")
 
     def has_delete_permission(self, request, obj=None):
         return False  # purchases point at projects: deactivate instead
@@ -43,13 +42,8 @@ class OptionAdmin(admin.ModelAdmin):
     search_fields = ("name", "project__name")
     list_select_related = ("project",)
 
-    @admin.display(description="shares per pack", ordering="pack_shares")
-    def shares(self, obj):
-        return num(f"{obj.pack_shares:,}")
-
-    @admin.display(description="pack price (USD)", ordering="pack_price")
-    def pack_price_usd(self, obj):
-        return num(display.money(obj.pack_price))
+    shares = column("pack_shares", display.count, "shares per pack")
+    pack_price_usd = column("pack_price", display.money, "pack price (USD)")
 
     @admin.display(description="per share (USD)")
     def unit_price_usd(self, obj):
@@ -90,17 +84,9 @@ class PurchaseAdmin(ExportMixin, ReadOnlyAdmin):
     readonly_fields = [f.name for f in Purchase._meta.fields]
     actions = ["refund"]
 
-    @admin.display(description="created", ordering="created_at")
-    def created(self, obj):
-        return display.when(obj.created_at)
-
-    @admin.display(description="shares", ordering="shares")
-    def shares_count(self, obj):
-        return num(f"{obj.shares:,}")
-
-    @admin.display(description="price (USD)", ordering="price")
-    def price_usd(self, obj):
-        return num(display.money(obj.price))
+    created = column("created_at", display.when, "created")
+    shares_count = column("shares", display.count, "shares")
+    price_usd = column("price", display.money, "price (USD)")
 
     @admin.display(boolean=True, description="refunded")
     def is_refunded(self, obj):
@@ -170,15 +156,11 @@ class RefundAdmin(ReadOnlyAdmin):
     list_select_related = ("purchase__user", "purchase__project", "refunded_by")
     date_hierarchy = "created_at"
 
-    @admin.display(description="created", ordering="created_at")
-    def created(self, obj):
-        return display.when(obj.created_at)
+    created = column("created_at", display.when, "created")
 
     @admin.display(description="purchase", ordering="purchase_id")
     def purchase_link(self, obj):
         url = reverse("admin:purchases_purchase_change", args=[obj.purchase_id])
         return format_html('<a href="{}">#{}</a> {}', url, obj.purchase_id, obj.purchase.user)
 
-    @admin.display(description="amount (USD)", ordering="amount")
-    def amount_usd(self, obj):
-        return num(display.money(obj.amount))
+    amount_usd = column("amount", display.money, "amount (USD)")

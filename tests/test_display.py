@@ -77,3 +77,9 @@ def test_money_rows_name_themselves_with_two_decimals_not_eight():
         assert "00000" not in got
     assert "18.2500 ZAR" in str(ExchangeRate(currency="USD", rate_to_zar=Decimal("18.25000000"),
                                              valid_from=datetime(2026, 1, 1, tzinfo=UTC)))
+
+
+def test_counts_have_thousands_separators():
+    assert display.count(40000) == "40,000"
+    assert display.count(0) == "0"
+    assert display.count(None) == display.EMPTY

@@ -14,6 +14,7 @@ from django.utils.functional import cached_property
 from common import display
 from common.admin import FormattedReadOnlyMixin, ReadOnlyAdmin, ReadOnlyInline, num
 from common.audit import AuditAdmin
+from common.columns import column
 from common.exports import MONEY, ExportMixin
 from tokens import schedule as sched
 from tokens import selectors, services, settings_schedule
@@ -38,17 +39,13 @@ class RevenueAdmin(ReadOnlyAdmin):
     search_fields = ["external_ref"]
     date_hierarchy = "recorded_at"
 
-    @admin.display(description="recorded", ordering="recorded_at")
-    def recorded(self, obj):
-        return display.when(obj.recorded_at)
+    recorded = column("recorded_at", display.when, "recorded")
 
     @admin.display(description="amount", ordering="amount")
     def amount_in_currency(self, obj):
         return num(display.money(obj.amount, obj.currency))
 
-    @admin.display(description="ZAR", ordering="amount_zar")
-    def zar(self, obj):
-        return num(display.money(obj.amount_zar))
+    zar = column("amount_zar", display.money, "ZAR")
 
 
 class ExchangeRateForm(forms.ModelForm):
@@ -80,17 +77,9 @@ class ExchangeRateAdmin(admin.ModelAdmin):
     list_filter = ["currency"]
     search_fields = ["currency", "note"]
 
-    @admin.display(description="ZAR per unit", ordering="rate_to_zar")
-    def rate(self, obj):
-        return num(display.tokens(obj.rate_to_zar))
-
-    @admin.display(description="valid from", ordering="valid_from")
-    def valid(self, obj):
-        return display.when(obj.valid_from)
-
-    @admin.display(description="created", ordering="created_at")
-    def created(self, obj):
-        return display.when(obj.created_at)
+    rate = column("rate_to_zar", display.tokens, "ZAR per unit")
+    valid = column("valid_from", display.when, "valid from")
+    created = column("created_at", display.when, "created")
 
     def has_change_permission(self, request, obj=None):
         return obj is None and super().has_change_permission(request, obj)
@@ -147,25 +136,11 @@ class BuyOrderConfigAdmin(FormattedReadOnlyMixin, AuditAdmin):
                     "slippage", "disposition", "updated"]
     rate_fields = ("revenue_percentage", "max_slippage")
 
-    @admin.display(description="revenue share", ordering="revenue_percentage")
-    def percentage(self, obj):
-        return num(display.rate(obj.revenue_percentage))
-
-    @admin.display(description="min buy (ZAR)", ordering="min_buy_amount")
-    def min_zar(self, obj):
-        return num(display.money(obj.min_buy_amount))
-
-    @admin.display(description="max buy (ZAR)", ordering="max_buy_amount")
-    def max_zar(self, obj):
-        return num(display.money(obj.max_buy_amount))
-
-    @admin.display(description="max slippage", ordering="max_slippage")
-    def slippage(self, obj):
-        return num(display.rate(obj.max_slippage))
-
-    @admin.display(description="updated", ordering="updated_at")
-    def updated(self, obj):
-        return display.when(obj.updated_at)
+    percentage = column("revenue_percentage", display.rate, "revenue share")
+    min_zar = column("min_buy_amount", display.money, "min buy (ZAR)")
+    max_zar = column("max_buy_amount", display.money, "max buy (ZAR)")
+    slippage = column("max_slippage", display.rate, "max slippage")
+    updated = column("updated_at", display.when, "updated")
 
     def has_add_permission(self, request):
         return False
@@ -221,21 +196,10 @@ class BuyOrderAdmin(SplitOrderAdminMixin, ExportMixin, ReadOnlyAdmin):
     actions = ["reconcile"]
     change_list_template = "admin/tokens/buyorder/change_list.html"
 
-    @admin.display(description="created", ordering="created_at")
-    def created(self, obj):
-        return display.when(obj.created_at)
-
-    @admin.display(description="ZAR", ordering="amount")
-    def zar(self, obj):
-        return num(display.money(obj.amount))
-
-    @admin.display(description="AZR", ordering="tokens_received")
-    def azr(self, obj):
-        return num(display.tokens(obj.tokens_received))
-
-    @admin.display(description="ZAR/AZR", ordering="price_per_token")
-    def price(self, obj):
-        return num(display.tokens(obj.price_per_token))
+    created = column("created_at", display.when, "created")
+    zar = column("amount", display.money, "ZAR")
+    azr = column("tokens_received", display.tokens, "AZR")
+    price = column("price_per_token", display.tokens, "ZAR/AZR")
 
     @admin.display(description="transaction", ordering="tx_hash")
     def transaction(self, obj):

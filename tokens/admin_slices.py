@@ -22,6 +22,7 @@ from django.utils.html import format_html
 
 from common import display
 from common.admin import ReadOnlyAdmin, ReadOnlyInline
+from common.columns import column
 from tokens import price_guard as pg
 from tokens.models import BuyOrder, BuyOrderDeferral, PriceObservation
 
@@ -182,9 +183,7 @@ class BuyOrderDeferralAdmin(ReadOnlyAdmin):
     search_fields = ["period_key", "reason"]
     list_select_related = ["slice_of"]
 
-    @admin.display(description="when", ordering="created_at")
-    def when(self, obj):
-        return display.when(obj.created_at)
+    when = column("created_at", display.when, "when")
 
     @admin.display(description="slice")
     def slice(self, obj):
@@ -242,6 +241,4 @@ class PriceObservationAdmin(ReadOnlyAdmin):
     def azr_reserve(self, obj):
         return display.tokens(Decimal(obj.reserve_azr).scaleb(-TOKEN_DECIMALS))
 
-    @admin.display(description="recorded", ordering="observed_at")
-    def observed(self, obj):
-        return display.when(obj.observed_at)
+    observed = column("observed_at", display.when, "recorded")

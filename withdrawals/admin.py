@@ -15,8 +15,9 @@ from django.shortcuts import render
 from django.utils import timezone
 
 from common import display
-from common.admin import FormattedReadOnlyMixin, ReadOnlyInline, num
+from common.admin import FormattedReadOnlyMixin, ReadOnlyInline
 from common.audit import AuditAdmin
+from common.columns import column
 from common.exports import MONEY, ExportMixin
 from withdrawals.models import Withdrawal, WithdrawalEvent
 from withdrawals.services import TX_REF_MAX_LENGTH, withdrawal_approve, withdrawal_mark_paid, withdrawal_reject
@@ -91,25 +92,15 @@ class WithdrawalAdmin(ExportMixin, FormattedReadOnlyMixin, AuditAdmin):
     inlines = [WithdrawalEventInline]
     actions = ["approve_action", "export_approved_csv_action", "mark_paid_action", "reject_action"]
 
-    @admin.display(description="requested", ordering="created_at")
-    def created(self, obj):
-        return display.when(obj.created_at)
+    created = column("created_at", display.when, "requested")
 
     @admin.display(description="destination", ordering="destination")
     def to(self, obj):
         return display.short_hash(obj.destination, head=8, tail=6)
 
-    @admin.display(description="amount (USD)", ordering="amount")
-    def amount_usd(self, obj):
-        return num(display.money(obj.amount))
-
-    @admin.display(description="fee", ordering="fee")
-    def fee_usd(self, obj):
-        return num(display.money(obj.fee))
-
-    @admin.display(description="net (USD)", ordering="net_amount")
-    def net_usd(self, obj):
-        return num(display.money(obj.net_amount))
+    amount_usd = column("amount", display.money, "amount (USD)")
+    fee_usd = column("fee", display.money, "fee")
+    net_usd = column("net_amount", display.money, "net (USD)")
 
     @admin.display(description="transaction ref.", ordering="tx_ref")
     def reference(self, obj):
