@@ -13,19 +13,6 @@ from tokens.chain.embedded import build_embedded_chain
 
 
 @pytest.fixture
-def chain(db):
-    """A fresh embedded chain used by the services for the test's duration, with a quiet
-    window of price observations behind it (the price guard has a TWAP to check against)."""
-    from tests.tokens.conftest import warm_twap
-
-    chain = build_embedded_chain()
-    services.chain_client_set(chain.client())
-    warm_twap(chain)
-    yield chain
-    services.chain_client_set(None)
-
-
-@pytest.fixture
 def silent_node():
     """A TCP port that accepts connections and never answers (a hung node): its URI."""
     server = socket.socket()

@@ -194,19 +194,13 @@ def operator(transactional_db):
 
 
 @pytest.fixture
-def chain(transactional_db, monkeypatch):
-    """A fresh embedded chain with a quiet price window behind it (the buy's TWAP guard has a
-    reference), used by the live server's threads too (they share the process)."""
-    from tests.tokens.conftest import warm_twap
+def chain(transactional_db, chain, monkeypatch):
+    """The tests' embedded chain (tests/conftest.py), used by the live server's threads too (they
+    share the process), with no real pauses between retries."""
     from tokens.chain import runtime
-    from tokens.chain.embedded import build_embedded_chain
 
     monkeypatch.setattr(runtime, "retry_sleep", lambda seconds: None)
-    chain = build_embedded_chain()
-    runtime.chain_client_set(chain.client())
-    warm_twap(chain)
-    yield chain
-    runtime.chain_client_set(None)
+    return chain
 
 
 @pytest.fixture

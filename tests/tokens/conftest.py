@@ -9,7 +9,7 @@ import pytest
 from tests import chain_clock
 from tokens.chain import runtime
 from tokens.chain.artifacts import load_artifact
-from tokens.chain.embedded import EmbeddedChain, build_embedded_chain
+from tokens.chain.embedded import EmbeddedChain
 from tokens.chain.units import from_base_units, to_base_units
 
 TWAP_WINDOW = 1800  # the default twap_window_seconds
@@ -66,22 +66,6 @@ def _swap(chain: EmbeddedChain, token_in: str, token_out: str, units: int, *, mi
     router.functions.swapExactTokensForTokens(units, 0, [token_in, token_out], who, deadline).transact(
         {"from": who, "gas": 300_000})
     return target.functions.balanceOf(who).call() - before
-
-
-@pytest.fixture
-def chain(request) -> EmbeddedChain:
-    """A fresh embedded chain (~0.3 s), used by the services for the test's duration; in a
-    database test, with the price observations of a quiet window behind it (a TWAP exists)."""
-    chain = build_embedded_chain()
-    runtime.chain_client_set(chain.client())
-    marker = request.node.get_closest_marker("django_db")
-    if marker is not None or {"db", "transactional_db"} & set(request.fixturenames):
-        transactional = bool(marker and (marker.kwargs.get("transaction") or (marker.args and marker.args[0])))
-        request.getfixturevalue("transactional_db" if transactional or "transactional_db" in request.fixturenames
-                                else "db")
-        warm_twap(chain)
-    yield chain
-    runtime.chain_client_set(None)
 
 
 @pytest.fixture(autouse=True)
