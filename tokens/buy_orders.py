@@ -145,8 +145,8 @@ def buy_order_run(*, price_per_token=None, amount=None, trigger: str = BuyOrder.
         if earlier is not None:
             return _refused("already_ran", f"This period ({period_key}) already has buy-order #{earlier.pk} "
                                            f"({earlier.status}).")
-    if amount is None and available_revenue(config=config) < config.min_buy_amount:
-        available = available_revenue(config=config)  # refused before any chain call (re-checked under the lock)
+    # Refused before any chain call when there is too little (re-checked under the lock below).
+    if amount is None and (available := available_revenue(config=config)) < config.min_buy_amount:
         return _refused("below_minimum", f"The amount {available} ZAR (available: {available} ZAR) is below "
                                          f"the minimum buy of {config.min_buy_amount} ZAR.")
     # The price guard: the spot against the TWAP of our own observations, before anything is reserved.
