@@ -24,22 +24,37 @@ say() { echo "$*"; echo "$(date -u +%FT%TZ) $*" >>"$LOG/run.log"; }
 pids=()
 names=()
 stopping=0
+# Every process this run starts, grandchildren included (gunicorn's and Celery's pool workers),
+# inherits RUN_MARK in its environment, so the stop can wait for all of them, not only for the
+# children it started. run.sh itself does not carry it.
+RUN_MARK="AZR_RUN=$$-$RANDOM-$(date +%s%N)"
 start() {  # start NAME LOGFILE COMMAND…: a child in the background, remembered for stop
   local name=$1 logfile=$2; shift 2
-  "$@" >>"$logfile" 2>&1 &
+  env "$RUN_MARK" "$@" >>"$logfile" 2>&1 &
   pids+=($!); names+=("$name")
 }
+run_processes() {  # the live processes carrying RUN_MARK (a zombie's environment reads empty)
+  grep -lzxF -- "$RUN_MARK" /proc/[0-9]*/environ 2>/dev/null | cut -d/ -f3 || true
+}
 stop_all() {
-  local pid deadline
+  local i pid left deadline
   for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
   deadline=$((SECONDS + 25))
-  for pid in "${pids[@]}"; do
+  for i in "${!pids[@]}"; do
+    pid=${pids[$i]}
     while kill -0 "$pid" 2>/dev/null && [ $SECONDS -lt $deadline ]; do sleep 0.2; done
     if kill -0 "$pid" 2>/dev/null; then
-      say "  $pid did not stop in time: killed"; kill -KILL "$pid" 2>/dev/null || true
+      say "  ${names[$i]} ($pid) did not stop in time: killed"; kill -KILL "$pid" 2>/dev/null || true
     fi
     wait "$pid" 2>/dev/null || true
   done
+  # A pool worker may outlive its parent for a moment (Celery's ignores SIGINT and leaves when
+  # it sees its master gone): "Stopped." means every process of the run has gone.
+  deadline=$((SECONDS + 10))
+  while left=$(run_processes) && [ -n "$left" ] && [ $SECONDS -lt $deadline ]; do sleep 0.2; done
+  if [ -n "$left" ]; then
+    say "  left over after the stop, killed: $(echo $left)"; kill -KILL $left 2>/dev/null || true
+  fi
 }
 on_signal() {
   trap '' INT TERM
