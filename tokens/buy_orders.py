@@ -423,7 +423,8 @@ def _reconcile_one(order: BuyOrder, *, stale_after: timedelta, sleep) -> BuyOrde
 
 def _reconcile_swaps(order: BuyOrder, *, is_stale: bool, sleep) -> BuyOrder:
     """Every hash of the order's swap (the first and its replacements) is looked up; whichever was
-    mined settles the order, once. A stuck one is replaced; one the node never got fails the order
+    mined settles the order, once. A stuck one is replaced, or cancelled once past its deadline (a
+    mined cancellation fails the order: nothing was bought); one the node never got fails the order
     only once stale and past its wall-clock deadline (it can no longer be mined with effect)."""
     config = buy_order_config()
 
@@ -444,6 +445,10 @@ def _reconcile_swaps(order: BuyOrder, *, is_stale: bool, sleep) -> BuyOrder:
             return order
         else:
             _complete(order, _finish_burn(chain_client(), receipt, order))
+        return _refreshed(order)
+    if outcome.state == "cancelled":
+        _fail(order, f"Expired: its swap was still pending past its deadline, so it was cancelled (the zero-value "
+                     f"transaction {outcome.note} took its nonce); nothing was bought.")
         return _refreshed(order)
     if outcome.state == "pending":
         if outcome.note:

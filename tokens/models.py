@@ -434,6 +434,7 @@ class ChainTransaction(models.Model):
         APPROVE = "approve", "Approve"
         SWAP = "swap", "Swap"
         BURN = "burn", "Burn"
+        CANCEL = "cancel", "Cancel (took an expired swap's nonce)"
         OTHER = "other", "Other"
 
     OPEN_STATUSES = (Status.SIGNED, Status.SENT)

@@ -22,6 +22,7 @@ from web3 import Web3
 from web3.middleware import Web3Middleware
 
 from tests import chain_clock
+from tokens.buy_orders import chain_sweep
 from tokens.chain import ChainClient, ChainTransportError, runtime
 from tokens.chain.artifacts import load_artifact
 from tokens.chain.tx import GWEI, SignedTx
@@ -333,6 +334,100 @@ def test_the_buy_replaces_its_own_stuck_swap_while_it_waits(chain):
     assert result.transaction_hash == replacement.tx_hash == BuyOrder.objects.get().tx_hash
 
 
+def past_the_deadline(chain, swap: Tx) -> int:
+    """Move the chain and the wall clock past ``swap``'s deadline; returns the deadline."""
+    deadline = chain.client().swap_deadline(swap.data)
+    _, args = chain.w3.eth.contract(abi=load_artifact("Router").abi).decode_function_input(swap.data)
+    assert deadline == args["deadline"]
+    chain.w3.provider.ethereum_tester.time_travel(deadline + 60)  # the next block's time; nothing mined
+    chain_clock.advance(max(0, deadline + 60 - runtime.wall_clock()))
+    assert runtime.wall_clock() > deadline
+    return deadline
+
+
+def test_a_swap_still_pending_past_its_deadline_is_cancelled_not_replaced(config, chain, sleeps):
+    use_client(chain)
+    before = chain.client().balances()
+    nonce_before = chain.w3.eth.get_transaction_count(chain.treasury_address)
+    order = stuck_order(chain)
+    [swap] = swap_rows(order)
+    make_stuck(swap)
+    past_the_deadline(chain, swap)
+
+    assert buy_order_reconcile(order=order).status == "pending"  # cancelled, not mined yet
+
+    swap.refresh_from_db()
+    cancel = Tx.objects.get(purpose="cancel")
+    assert swap.replaced_by_id == cancel.pk and swap.status == "sent"
+    assert (cancel.nonce, cancel.attempt, cancel.buy_order_id) == (swap.nonce, 1, order.pk)
+    assert (cancel.to_address, cancel.value, cancel.gas_limit, cancel.data) == (chain.treasury_address, 0, 21_000, "0x")
+    assert cancel.max_fee_per_gas >= swap.max_fee_per_gas * Decimal("1.125")
+    assert cancel.status == "sent" and len(swap_rows(order)) == 1  # no second swap was signed
+    assert BuyOrder.objects.get().tx_hash == swap.tx_hash  # the order's link stays on its swap
+
+    mine(chain)
+    order = buy_order_reconcile(order=order)
+    again = buy_order_reconcile(order=order)
+
+    assert order.status == again.status == "failed" and order.error.startswith("Expired")
+    assert cancel.tx_hash in order.error and "nothing was bought" in order.error
+    swap.refresh_from_db()
+    cancel.refresh_from_db()
+    assert (swap.status, cancel.status) == ("dropped", "mined")
+    receipt = chain.w3.eth.get_transaction_receipt(cancel.tx_hash)
+    assert receipt["status"] == 1 and receipt["gasUsed"] == 21_000
+    assert chain.w3.eth.get_transaction_count(chain.treasury_address) == nonce_before + 2  # approve + the nonce
+    assert chain.client().balances().zar == before.zar  # nothing swapped
+    assert available_revenue() == Decimal("1000.00")  # the amount is free again
+
+
+def test_the_sweep_cancels_an_expired_swap_and_bumps_a_stuck_cancellation(config, chain, sleeps):
+    use_client(chain)
+    order = stuck_order(chain)
+    [swap] = swap_rows(order)
+    an_hour_ago = timezone.now() - timedelta(hours=1)
+    Tx.objects.filter(pk=swap.pk).update(created_at=an_hour_ago, sent_at=an_hour_ago)
+    BuyOrder.objects.filter(pk=order.pk).update(created_at=an_hour_ago)
+
+    assert chain_sweep()["replaced"] == 1  # before its deadline a stuck swap is replaced by a swap
+    swap, bumped_swap = swap_rows(order)
+    assert not Tx.objects.filter(purpose="cancel").exists()
+    Tx.objects.filter(pk=bumped_swap.pk).update(created_at=an_hour_ago, sent_at=an_hour_ago)
+    past_the_deadline(chain, bumped_swap)
+
+    assert chain_sweep()["replaced"] == 1
+
+    cancel = Tx.objects.get(purpose="cancel")
+    assert cancel.attempt == 2 and bumped_swap.tx_hash in Tx.objects.get(replaced_by=cancel).tx_hash
+    Tx.objects.filter(pk=cancel.pk).update(created_at=an_hour_ago, sent_at=an_hour_ago)
+
+    counts = chain_sweep()  # the cancellation, stuck too, is bumped as a cancellation
+
+    assert counts["replaced"] == 1 and counts["orders_settled"] == 0
+    first_cancel, second_cancel = Tx.objects.filter(purpose="cancel").order_by("attempt")
+    assert (second_cancel.attempt, second_cancel.gas_limit, second_cancel.value) == (3, 21_000, 0)
+    assert second_cancel.max_fee_per_gas >= first_cancel.max_fee_per_gas * Decimal("1.125")
+    mine(chain)
+
+    counts = chain_sweep()
+
+    assert counts["orders_settled"] == 1
+    order.refresh_from_db()
+    assert order.status == "failed" and second_cancel.tx_hash in order.error
+    assert list(Tx.objects.filter(nonce=swap.nonce).order_by("attempt").values_list("status", flat=True)) == [
+        "dropped", "dropped", "dropped", "mined"]
+
+
+def test_a_swap_deadline_is_read_only_from_a_swap(chain):
+    client = chain.client()
+    assert client.swap_deadline("0x") is None
+    assert client.swap_deadline("0xdeadbeef" + "00" * 64) is None  # not a function of the router
+    swap = chain.w3.eth.contract(abi=load_artifact("Router").abi).encode_abi(
+        "swapExactTokensForTokens", [1, 0, [chain.zar_token, chain.azr_token], chain.treasury_address, 1234])
+    assert client.swap_deadline(swap) == 1234
+    assert client.swap_deadline(swap[:-64]) is None  # cut short
+
+
 # --- Nonces -----------------------------------------------------------------------------------------
 
 
@@ -501,7 +596,6 @@ def test_two_worker_processes_sending_for_one_key_never_share_a_nonce(node, work
 
 
 def test_the_sweep_replaces_a_stuck_transaction_of_any_purpose_and_records_the_mined_one(config, chain, sleeps):
-    from tokens.buy_orders import chain_sweep
     from tokens.tasks import chain_tx_sweep
 
     revenue_track(source="other", amount="10000")

@@ -25,6 +25,7 @@ from dataclasses import dataclass, replace
 from decimal import ROUND_HALF_EVEN, Context, Decimal
 from typing import Any, Literal
 
+from eth_abi.exceptions import DecodingError
 from eth_typing import ChecksumAddress
 from web3 import Web3
 from web3.contract import Contract
@@ -313,6 +314,20 @@ class ChainClient:
                 on_signed: Callable[[str], None] | None = None) -> SignedTx:
         """Replace a pending ``tx``: same nonce, bumped fees (:meth:`TransactionSender.replace`)."""
         return self._sender.replace(tx, policy=policy, ledger=ledger, on_signed=on_signed)
+
+    def cancel(self, tx: SignedTx, *, policy: FeePolicy | None = None, ledger: TxLedger | None = None) -> SignedTx:
+        """Take a pending ``tx``'s nonce with a zero-value transfer to the treasury itself, at
+        bumped fees (:meth:`TransactionSender.cancel`)."""
+        return self._sender.cancel(tx, policy=policy, ledger=ledger)
+
+    def swap_deadline(self, data: str) -> int | None:
+        """The deadline (Unix time) a swap's call data carries; ``None`` when ``data`` is not a
+        call of the router's swap."""
+        try:
+            function, args = self._router.decode_function_input(data)
+        except (ValueError, DecodingError):  # not a function of the router, or not its arguments
+            return None
+        return int(args["deadline"]) if function.fn_name == "swapExactTokensForTokens" else None
 
     def rebroadcast(self, raw: bytes, tx_hash: str) -> None:
         """Send a transaction signed earlier again (a crash between recording and broadcasting)."""

@@ -6,7 +6,8 @@ with a fixed gas limit. Its nonce comes from the ledger, which keeps the signed 
 before it is broadcast (the process-local :class:`MemoryLedger` by default, the database's in
 :mod:`tokens.chain.txmanager` for the services). A transaction pending longer than
 ``FeePolicy.replace_after`` seconds is replaced: same nonce, fees +12.5%, never above the
-``max_fee_per_gas`` cap. Knows nothing of contracts (:mod:`tokens.chain.client` builds the calls).
+``max_fee_per_gas`` cap; one that can no longer do its work is cancelled (the same nonce taken by
+a zero-value transfer to itself). Knows nothing of contracts (:mod:`tokens.chain.client` builds the calls).
 """
 
 from __future__ import annotations
@@ -39,6 +40,9 @@ from tokens.chain.tx import FeePolicy, FeeQuote, Fees, MemoryLedger, SignedTx, T
 logger = logging.getLogger(__name__)
 
 TxState = Literal["mined", "pending", "unknown"]
+
+# A plain transfer's gas: what a cancellation costs.
+CANCEL_GAS = 21_000
 
 # The ledger of a client used without one (scripts, tests): this process's nonces only.
 memory_ledger = MemoryLedger()
@@ -160,25 +164,39 @@ class TransactionSender:
         refused broadcast (e.g. "nonce too low": the original was mined meanwhile) is recorded by
         the ledger and raised as :class:`ChainTransportError`.
         """
+        call = {"to": tx.to, "data": tx.data, "gas": tx.gas, "value": tx.value}
+        return self._resign(tx, call, policy=policy, ledger=ledger, on_signed=on_signed, purpose=None)
+
+    def cancel(self, tx: SignedTx, *, policy: FeePolicy | None = None,
+               ledger: TxLedger | None = None) -> SignedTx:
+        """Take ``tx``'s nonce with a zero-value transfer to the sender itself (21,000 gas), at
+        fees bumped as :meth:`replace` bumps them: for a transaction that can no longer do what
+        it was for (a swap past its deadline would only revert, at its full gas). Whichever of
+        the two is mined takes the nonce; the ledger keeps the cancellation as ``cancel``."""
+        call = {"to": self.address, "data": "0x", "gas": CANCEL_GAS, "value": 0}
+        return self._resign(tx, call, policy=policy, ledger=ledger, on_signed=None, purpose="cancel")
+
+    def _resign(self, tx: SignedTx, call: dict[str, Any], *, policy: FeePolicy | None, ledger: TxLedger | None,
+                on_signed: Callable[[str], None] | None, purpose: TxPurpose | None) -> SignedTx:
         policy = policy or FeePolicy()
         ledger = ledger or memory_ledger
-        with self.translated("replace"):
+        what = "cancellation" if purpose == "cancel" else "replacement"
+        with self.translated(what):
             base_fee = self._w3.eth.get_block("latest").get("baseFeePerGas") or 0
             tip = max(bumped(tx.max_priority_fee_per_gas), policy.priority_fee_per_gas or 0)
             max_fee = max(bumped(tx.max_fee_per_gas), base_fee + tip)
             cap = policy.max_fee_per_gas
             if cap is not None and max_fee > cap:
-                raise ChainFeeAboveCapError(required=max_fee, cap=cap, what=f"replacement of {tx.tx_hash}")
-            replacement = self.sign(tx.nonce, {"to": tx.to, "data": tx.data, "gas": tx.gas, "value": tx.value},
-                                    Fees(max_fee, tip, base_fee))
-            ledger.record_replacement(tx, replacement)
+                raise ChainFeeAboveCapError(required=max_fee, cap=cap, what=f"{what} of {tx.tx_hash}")
+            successor = self.sign(tx.nonce, call, Fees(max_fee, tip, base_fee))
+            ledger.record_replacement(tx, successor, purpose=purpose)
             if on_signed is not None:
-                on_signed(replacement.tx_hash)
-            self.broadcast(replacement, ledger)
-            logger.warning("replaced %s (nonce %s, pending too long) by %s: max fee %s -> %s wei, tip %s -> %s",
-                           tx.tx_hash, tx.nonce, replacement.tx_hash, tx.max_fee_per_gas, max_fee,
+                on_signed(successor.tx_hash)
+            self.broadcast(successor, ledger)
+            logger.warning("%s of %s (nonce %s, pending too long): %s, max fee %s -> %s wei, tip %s -> %s",
+                           what, tx.tx_hash, tx.nonce, successor.tx_hash, tx.max_fee_per_gas, max_fee,
                            tx.max_priority_fee_per_gas, tip)
-            return replacement
+            return successor
 
     def rebroadcast(self, raw: bytes, tx_hash: str) -> None:
         """Send a transaction signed earlier again (a crash between recording and broadcasting)."""

@@ -20,7 +20,7 @@ GWEI = 10**9
 # default) -- 12.5% is what a block's base fee can rise by, and what clients use.
 REPLACEMENT_BUMP = Decimal("1.125")
 
-TxPurpose = Literal["approve", "swap", "burn", "other"]
+TxPurpose = Literal["approve", "swap", "burn", "cancel", "other"]
 
 
 def gwei_to_wei(gwei: Decimal) -> int:
@@ -127,8 +127,10 @@ class TxLedger(Protocol):
         """Take the next nonce (at least ``pending_nonce``), ``sign`` with it and keep the result,
         atomically; return it. Called before the broadcast."""
 
-    def record_replacement(self, original: SignedTx, replacement: SignedTx) -> None:
-        """Keep ``replacement`` (same nonce, higher fees) as the successor of ``original``."""
+    def record_replacement(self, original: SignedTx, replacement: SignedTx, *,
+                           purpose: TxPurpose | None = None) -> None:
+        """Keep ``replacement`` (same nonce, higher fees) as the successor of ``original``, with
+        ``original``'s purpose unless ``purpose`` (a cancellation) says otherwise."""
 
     def sent(self, tx: SignedTx) -> None:
         """The node accepted ``tx``."""
@@ -167,7 +169,8 @@ class MemoryLedger:
             self._next[(chain_id, sender)] = nonce + 1
             return signed
 
-    def record_replacement(self, original: SignedTx, replacement: SignedTx) -> None:
+    def record_replacement(self, original: SignedTx, replacement: SignedTx, *,
+                           purpose: TxPurpose | None = None) -> None:
         pass
 
     def sent(self, tx: SignedTx) -> None:

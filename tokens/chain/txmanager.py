@@ -12,7 +12,8 @@ transaction kept before it is broadcast, and the settling of a nonce's transacti
   nonce that was used.
 - :func:`swap_outcome` reconciles a buy-order: it looks up every hash of its swap (the first and
   its replacements, one nonce), records the one that was mined -- once -- and drops the others;
-  it replaces a swap still pending after ``replace_after_seconds``.
+  it replaces a swap still pending after ``replace_after_seconds`` -- or, once the swap is past its
+  deadline, cancels it: a zero-value transfer takes the nonce (purpose ``cancel``).
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from hexbytes import HexBytes
 from web3 import Web3
 from web3.types import TxReceipt
 
+from tokens.chain import runtime
 from tokens.chain.client import ChainClient
 from tokens.chain.errors import ChainFeeAboveCapError, ChainTransportError
 from tokens.chain.tx import FeePolicy, MemoryLedger, SignedTx, TxPurpose, gwei_to_wei
@@ -107,11 +109,12 @@ class DbLedger:
         logger.info("nonce %s of %s taken by %s (%s)", nonce, sender, signed.tx_hash, purpose)
         return signed
 
-    def record_replacement(self, original: SignedTx, replacement: SignedTx) -> None:
+    def record_replacement(self, original: SignedTx, replacement: SignedTx, *,
+                           purpose: TxPurpose | None = None) -> None:
         with transaction.atomic():
             old = Tx.objects.select_for_update().select_related("sender").get(tx_hash=original.tx_hash)
             attempt = Tx.objects.filter(sender=old.sender, nonce=old.nonce).aggregate(n=Max("attempt"))["n"]
-            new = _create(old.sender, replacement, purpose=old.purpose, buy_order_id=old.buy_order_id,
+            new = _create(old.sender, replacement, purpose=purpose or old.purpose, buy_order_id=old.buy_order_id,
                           attempt=attempt + 1)
             old.replaced_by = new
             old.save(update_fields=["replaced_by"])
@@ -182,37 +185,45 @@ def signed_tx(row: Tx) -> SignedTx:
 
 @dataclass(frozen=True)
 class SwapOutcome:
-    state: Literal["mined", "pending", "unknown", "none"]
+    state: Literal["mined", "cancelled", "pending", "unknown", "none"]
     receipt: TxReceipt | None = None
     note: str = ""
     last_signed_at: object = None  # the newest swap row's creation time
+
+
+_SWAP_FAMILY = (Tx.Purpose.SWAP, Tx.Purpose.CANCEL)
 
 
 def swap_outcome(client: ChainClient, order: BuyOrder, *, config: BuyOrderConfig,
                  on_signed: Callable[[str], None] | None = None) -> SwapOutcome:
     """Where the swap of ``order`` is: every hash of it is looked up (newest first).
 
-    ``mined``: one was (recorded once, the others dropped) -- its receipt. ``pending``: the node
-    holds one; when it has been pending longer than ``replace_after_seconds`` it is replaced
-    (same nonce, fees +12.5%, within the cap -- else it waits, and the note says why).
+    ``mined``: one was (recorded once, the others dropped) -- its receipt. ``cancelled``: the
+    zero-value transaction that took the nonce of a swap pending past its deadline was mined
+    (the note names it): nothing was bought. ``pending``: the node holds one; when it has been
+    pending longer than ``replace_after_seconds`` it is replaced (same nonce, fees +12.5%, within
+    the cap -- else it waits, and the note says why), or cancelled once past its deadline.
     ``unknown``: the node knows none; signed ones never confirmed sent are broadcast again.
     ``none``: no swap was ever signed.
     """
-    rows = list(Tx.objects.filter(buy_order=order, purpose=Tx.Purpose.SWAP).select_related("sender")
+    rows = list(Tx.objects.filter(buy_order=order, purpose__in=_SWAP_FAMILY).select_related("sender")
                 .order_by("-created_at", "-id"))
     if not rows:
         return SwapOutcome("none")
+    last_signed_at = next((row.created_at for row in rows if row.purpose == Tx.Purpose.SWAP), rows[0].created_at)
     pending: list[Tx] = []
     for row in rows:
         state, receipt = client.lookup(row.tx_hash)
         if state == "mined":
             record_mined(row.tx_hash, status=receipt["status"], block_number=receipt["blockNumber"])
-            return SwapOutcome("mined", receipt, last_signed_at=rows[0].created_at)
+            if row.purpose == Tx.Purpose.CANCEL:
+                return SwapOutcome("cancelled", receipt, note=row.tx_hash, last_signed_at=last_signed_at)
+            return SwapOutcome("mined", receipt, last_signed_at=last_signed_at)
         if state == "pending":
             pending.append(row)
     if pending:
         return SwapOutcome("pending", note=_replace_if_stuck(client, pending[0], config, on_signed),
-                           last_signed_at=rows[0].created_at)
+                           last_signed_at=last_signed_at)
     for row in rows:
         if row.status == Tx.Status.SIGNED:  # committed, then the process stopped before the broadcast?
             try:
@@ -221,22 +232,40 @@ def swap_outcome(client: ChainClient, order: BuyOrder, *, config: BuyOrderConfig
                 logger.warning("rebroadcast of %s failed: %s", row.tx_hash, exc)
                 continue
             DbLedger().sent(signed_tx(row))
-            return SwapOutcome("pending", note=f"{row.tx_hash} broadcast again", last_signed_at=rows[0].created_at)
-    return SwapOutcome("unknown", last_signed_at=rows[0].created_at)
+            return SwapOutcome("pending", note=f"{row.tx_hash} broadcast again", last_signed_at=last_signed_at)
+    return SwapOutcome("unknown", last_signed_at=last_signed_at)
+
+
+def past_its_deadline(client: ChainClient, row: Tx) -> bool:
+    """Whether ``row`` is a swap whose deadline the wall clock has passed: mined now, it could
+    only revert ``EXPIRED``."""
+    if row.purpose != Tx.Purpose.SWAP:
+        return False
+    deadline = client.swap_deadline(row.data)
+    return deadline is not None and runtime.wall_clock() > deadline
 
 
 def _replace_if_stuck(client: ChainClient, row: Tx, config: BuyOrderConfig,
                       on_signed: Callable[[str], None] | None) -> str:
+    """Replace ``row`` when it has been pending longer than ``replace_after_seconds``: with itself
+    at bumped fees, or -- a swap past its deadline -- with a cancellation (a zero-value transfer
+    that takes its nonce for 21,000 gas instead of a swap reverting at its full gas)."""
     since = row.sent_at or row.created_at
     if since > timezone.now() - timedelta(seconds=config.replace_after_seconds):
         return f"{row.tx_hash} pending since {since:%H:%M:%S}"
+    cancel = past_its_deadline(client, row)
     try:
-        new = client.replace(signed_tx(row), policy=fee_policy(config), ledger=DbLedger(), on_signed=on_signed)
+        if cancel:
+            new = client.cancel(signed_tx(row), policy=fee_policy(config), ledger=DbLedger())
+        else:
+            new = client.replace(signed_tx(row), policy=fee_policy(config), ledger=DbLedger(), on_signed=on_signed)
     except ChainFeeAboveCapError as exc:
         Tx.objects.filter(pk=row.pk).update(error=str(exc))
         return f"{row.tx_hash} stuck, not replaced: {exc}"
     except ChainTransportError as exc:
         return f"{row.tx_hash} stuck, its replacement was refused: {exc}"
+    if cancel:
+        return f"{row.tx_hash} past its deadline: cancelled by {new.tx_hash}"
     return f"{row.tx_hash} replaced by {new.tx_hash}"
 
 
@@ -264,7 +293,7 @@ def sweep(client: ChainClient, config: BuyOrderConfig) -> dict[str, int]:
         else:
             if "pending" in states.values():
                 note = _replace_if_stuck(client, head, config, None)
-                counts["replaced" if " replaced by " in note else "waiting"] += 1
+                counts["replaced" if " replaced by " in note or " cancelled by " in note else "waiting"] += 1
                 logger.info("transaction sweep: %s", note)
             else:
                 try:
