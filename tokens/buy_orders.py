@@ -41,7 +41,7 @@ from tokens.chain.runtime import RETRY_DELAYS, chain_client, with_retries
 from tokens.chain.txmanager import DbLedger, fee_policy, swap_outcome
 from tokens.chain.txmanager import sweep as tx_sweep
 from tokens.chain.units import to_base_units
-from tokens.models import BuyOrder, BuyOrderConfig
+from tokens.models import BuyOrder, BuyOrderConfig, ChainTransaction
 from tokens.observations import GuardReading, deferral_record, price_guard_read
 from tokens.selectors import available_revenue, buy_order_config
 from tokens.settings_schedule import locked_config
@@ -262,11 +262,19 @@ def _swap(order: BuyOrder, *, config: BuyOrderConfig, sleep) -> BuyOrderResult:
 
     def attempt() -> BuyReceipt:
         client = chain_client()
-        for tx_hash in reversed(signed):
-            receipt = client.receipt_for(tx_hash)  # raises ChainRevertError when it reverted
-            if receipt is not None:
-                logger.info("buy-order %s: %s was mined after all", order.pk, tx_hash)
-                return _finish_burn(client, receipt, order)
+        if signed and _swap_may_still_be_mined(order):
+            # A retry never signs a second swap beside one that may still be mined (a node that
+            # dropped it from its pool, a reorganised block, another node holding it): that
+            # swap's nonce -- its replacement or cancellation, the stored bytes sent again -- is
+            # the only way on. Buying anew here could buy twice.
+            outcome = swap_outcome(client, order, config=config, on_signed=on_signed)
+            if outcome.state == "mined":
+                logger.info("buy-order %s: its swap was mined after all", order.pk)
+                return _finish_burn(client, client.buy_outcome(outcome.receipt), order)
+            if outcome.state == "cancelled":
+                raise SwapCancelled(outcome.note)
+            raise ChainTransportError(f"its swap {signed[-1]} is not mined yet ({outcome.state}"
+                                      f"{': ' + outcome.note if outcome.note else ''})")
         return client.buy(amount=order.amount, min_tokens_out=order.min_tokens, disposition=order.disposition,
                           on_signed=on_signed, deadline=runtime.wall_clock() + config.tx_deadline_seconds,
                           policy=fee_policy(config), ledger=DbLedger(buy_order_id=order.pk))
@@ -275,6 +283,8 @@ def _swap(order: BuyOrder, *, config: BuyOrderConfig, sleep) -> BuyOrderResult:
         receipt = with_retries(attempt, what=f"buy-order {order.pk}", sleep=sleep, on_attempt=count_attempt)
     except ChainRevertError as exc:
         return _fail(order, _revert_message(exc), tx_hash=exc.tx_hash or (signed[-1] if signed else None))
+    except SwapCancelled as exc:
+        return _fail(order, _cancelled_message(exc.tx_hash))
     except ChainFeeAboveCapError as exc:
         if not signed:  # the fee rose since the check: nothing was signed
             return _defer(order, exc)
@@ -350,6 +360,28 @@ def _revert_message(exc: ChainRevertError) -> str:
     if exc.reason == "EXPIRED":
         return "Expired: the swap reached a block after its deadline (reverted EXPIRED); nothing was bought."
     return f"Reverted: {exc.reason}"
+
+
+class SwapCancelled(ChainError):
+    """The order's swap, pending past its deadline, was cancelled: ``tx_hash`` took its nonce."""
+
+    def __init__(self, tx_hash: str) -> None:
+        super().__init__(f"cancelled by {tx_hash}")
+        self.tx_hash = tx_hash
+
+
+def _cancelled_message(cancel_hash: str) -> str:
+    return (f"Expired: its swap was still pending past its deadline, so it was cancelled (the zero-value "
+            f"transaction {cancel_hash} took its nonce); nothing was bought.")
+
+
+def _swap_may_still_be_mined(order: BuyOrder) -> bool:
+    """Whether a swap signed for ``order`` may still be mined: one the node took (or may have
+    taken), not one it refused or whose nonce another transaction took."""
+    return order.chain_transactions.filter(
+        purpose__in=[ChainTransaction.Purpose.SWAP, ChainTransaction.Purpose.CANCEL],
+        status__in=[ChainTransaction.Status.SIGNED, ChainTransaction.Status.SENT, ChainTransaction.Status.MINED,
+                    ChainTransaction.Status.REVERTED]).exists()
 
 
 def _defer(order: BuyOrder, exc: ChainFeeAboveCapError) -> BuyOrderResult:
@@ -447,8 +479,7 @@ def _reconcile_swaps(order: BuyOrder, *, is_stale: bool, sleep) -> BuyOrder:
             _complete(order, _finish_burn(chain_client(), receipt, order))
         return _refreshed(order)
     if outcome.state == "cancelled":
-        _fail(order, f"Expired: its swap was still pending past its deadline, so it was cancelled (the zero-value "
-                     f"transaction {outcome.note} took its nonce); nothing was bought.")
+        _fail(order, _cancelled_message(outcome.note))
         return _refreshed(order)
     if outcome.state == "pending":
         if outcome.note:

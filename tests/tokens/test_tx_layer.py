@@ -334,6 +334,44 @@ def test_the_buy_replaces_its_own_stuck_swap_while_it_waits(chain):
     assert result.transaction_hash == replacement.tx_hash == BuyOrder.objects.get().tx_hash
 
 
+def test_a_retry_never_signs_a_second_swap_beside_one_the_node_dropped(config, chain, monkeypatch):
+    """The node took the swap, then dropped it from its pool (evicted, as a busy node does with a
+    low fee, or a reorganised block): the buy's retry must not sign a second swap with the next
+    nonce -- the first could still be mined, and then both would be. The order stays pending and
+    the sweep sends the same signed bytes again: one swap, paid once."""
+    use_client(chain)
+    before = chain.client().balances()
+    nonce_before = chain.w3.eth.get_transaction_count(chain.treasury_address)
+    pool = chain.w3.provider.ethereum_tester
+    evicted: list = []
+
+    def evict_then_pause(seconds: float) -> None:
+        if not evicted:  # eth-tester has no eviction call: empty its pool as a node's eviction would
+            evicted.extend(pool._pending_transactions)
+            pool._pending_transactions.clear()
+
+    monkeypatch.setattr(runtime, "retry_sleep", evict_then_pause)
+
+    order = stuck_order(chain)  # the retries find the swap gone: pending, unknown outcome, ONE swap signed
+
+    [swap] = swap_rows(order)
+    assert len(evicted) == 1 and chain.client().lookup(swap.tx_hash)[0] == "unknown"
+    assert "not mined yet (unknown)" in order.error
+    an_hour_ago = timezone.now() - timedelta(hours=1)
+    Tx.objects.filter(pk=swap.pk).update(created_at=an_hour_ago, sent_at=an_hour_ago)
+    BuyOrder.objects.filter(pk=order.pk).update(created_at=an_hour_ago)
+
+    assert chain_sweep()["rebroadcast"] == 1  # the same bytes, the same nonce
+    mine(chain)
+    assert chain_sweep()["orders_settled"] == 1
+
+    order.refresh_from_db()
+    assert order.status == "completed" and order.tx_hash == swap.tx_hash
+    assert [row.status for row in swap_rows(order)] == ["mined"]
+    assert before.zar - chain.client().balances().zar == Decimal("1000")  # once
+    assert chain.w3.eth.get_transaction_count(chain.treasury_address) == nonce_before + 2  # approve + the swap
+
+
 def past_the_deadline(chain, swap: Tx) -> int:
     """Move the chain and the wall clock past ``swap``'s deadline; returns the deadline."""
     deadline = chain.client().swap_deadline(swap.data)
