@@ -325,6 +325,9 @@ CHAIN_ZAR_TOKEN_ADDRESS = os.environ.get("CHAIN_ZAR_TOKEN_ADDRESS", "")
 CHAIN_TREASURY_PRIVATE_KEY = os.environ.get("CHAIN_TREASURY_PRIVATE_KEY", "")
 CHAIN_BURN_ADDRESS = os.environ.get("CHAIN_BURN_ADDRESS", "0x000000000000000000000000000000000000dEaD")
 CHAIN_INFO_FILE = os.environ.get("CHAIN_INFO_FILE", str(VAR_DIR / "chain.json"))
+# Blocks on top of a transaction's block before it counts as mined (0: the first receipt; the
+# local chain mines only on demand, keep 0 there). On a public chain, 2 or more.
+CHAIN_CONFIRMATIONS = os.environ.get("CHAIN_CONFIRMATIONS", "0")
 
 LOGGING = {
     "version": 1,

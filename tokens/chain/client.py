@@ -9,10 +9,12 @@ inside the ledger's exclusive section for the key (two interleaved buys would ov
 other's allowance).
 
 Retrying a buy safely: ``buy(on_signed=...)`` hands over the swap transaction's hash before
-the transaction is sent. Keep every such hash; after a :class:`ChainTransportError`, look each
-one up with :meth:`ChainClient.receipt_for` before buying again: it waits for a transaction the
-node still holds, returns the receipt of a mined one, and returns ``None`` only for one the node
-never got (which is then safe to buy again).
+the transaction is sent, and the ledger keeps the signed bytes. After a
+:class:`ChainTransportError`, buy again only when the node refused that swap (the ledger says
+``send_failed``): a node that no longer knows a swap it took (evicted from its pool, a
+reorganised block) does not mean it cannot be mined. The services settle such a swap through
+its own nonce (:func:`tokens.chain.txmanager.swap_outcome`: the mined one, a replacement, a
+cancellation, or the same bytes sent again).
 """
 
 from __future__ import annotations
@@ -144,6 +146,11 @@ class ChainClient:
     @property
     def chain_id(self) -> int:
         return self._sender.chain_id
+
+    @property
+    def confirmations(self) -> int:
+        """Blocks on top of a transaction's block before it counts as mined (``CHAIN_CONFIRMATIONS``)."""
+        return self._config.confirmations
 
     @property
     def sender(self) -> TransactionSender:
@@ -334,7 +341,8 @@ class ChainClient:
         self._sender.rebroadcast(raw, tx_hash)
 
     def lookup(self, tx_hash: str) -> tuple[TxState, TxReceipt | None]:
-        """Where ``tx_hash`` is now, without waiting: mined (with its receipt), pending, unknown."""
+        """Where ``tx_hash`` is now, without waiting: mined (deep enough) or confirming, with its
+        receipt; pending; unknown."""
         return self._sender.lookup(tx_hash)
 
     def pending_nonce(self) -> int:
@@ -350,9 +358,10 @@ class ChainClient:
             return self._buy_receipt(receipt)
 
     def receipt_for(self, tx_hash: str) -> BuyReceipt | None:
-        """The outcome of a swap sent earlier, for retrying a buy without paying twice.
+        """The outcome of a swap sent earlier (an order recorded with a hash only).
 
-        Returns its :class:`BuyReceipt` once mined (waiting while the node holds it pending),
+        Returns its :class:`BuyReceipt` once mined and ``confirmations`` blocks deep (waiting
+        while the node holds it pending or it is not that deep yet),
         ``None`` when the node does not know the transaction, and raises
         :class:`ChainRevertError` when it reverted.
         """

@@ -50,6 +50,9 @@ class ChainConfig:
     receipt_timeout: float = 120.0
     receipt_poll_interval: float = 0.5
     deadline_seconds: int = 600
+    # Blocks mined on top of a transaction's block before it is recorded as mined (0: its first
+    # receipt). A receipt less deep can still be reorganised away on a public chain.
+    confirmations: int = 0
 
 
 # Setting -> (ChainConfig field, info-file key): what the info file fills in when the setting is empty.
@@ -75,8 +78,9 @@ def config_from_settings(settings: Any = None) -> ChainConfig:
     provider_uri = _setting(settings, "WEB3_PROVIDER_URI")
     burn_address = _setting(settings, "CHAIN_BURN_ADDRESS") or DEFAULT_BURN_ADDRESS
     gas_limit = int(getattr(settings, "CHAIN_GAS_LIMIT", None) or DEFAULT_GAS_LIMIT)
+    confirmations = _confirmations(settings)
     if provider_uri is None:
-        return ChainConfig(burn_address=burn_address, gas_limit=gas_limit)
+        return ChainConfig(burn_address=burn_address, gas_limit=gas_limit, confirmations=confirmations)
 
     values = {field: _setting(settings, name) for name, (field, _) in _FROM_INFO_FILE.items()}
     info_file = chain_info_path(settings)
@@ -85,7 +89,22 @@ def config_from_settings(settings: Any = None) -> ChainConfig:
         from_info = {field: info[key] for field, key in _FROM_INFO_FILE.values()}
         values = {field: value or from_info[field] for field, value in values.items()}
     return ChainConfig(provider_uri=provider_uri, burn_address=burn_address, gas_limit=gas_limit,
-                       pair_address=_setting(settings, "CHAIN_PAIR_ADDRESS"), **values)
+                       confirmations=confirmations, pair_address=_setting(settings, "CHAIN_PAIR_ADDRESS"),
+                       **values)
+
+
+MAX_CONFIRMATIONS = 1000
+
+
+def _confirmations(settings: Any) -> int:
+    """``CHAIN_CONFIRMATIONS``: a whole number of blocks, 0 to :data:`MAX_CONFIRMATIONS`."""
+    value = _setting(settings, "CHAIN_CONFIRMATIONS")
+    if value is None:
+        return 0
+    if not (value.isascii() and value.isdigit()) or int(value) > MAX_CONFIRMATIONS:
+        raise ChainConfigError(f"CHAIN_CONFIRMATIONS must be a whole number of blocks from 0 to "
+                               f"{MAX_CONFIRMATIONS}, not {value!r}")
+    return int(value)
 
 
 def chain_info_path(settings: Any = None) -> Path | None:

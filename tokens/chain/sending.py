@@ -39,7 +39,8 @@ from tokens.chain.tx import FeePolicy, FeeQuote, Fees, MemoryLedger, SignedTx, T
 
 logger = logging.getLogger(__name__)
 
-TxState = Literal["mined", "pending", "unknown"]
+# mined: in a block at least ``confirmations`` deep; confirming: in a block, not yet that deep.
+TxState = Literal["mined", "confirming", "pending", "unknown"]
 
 # A plain transfer's gas: what a cancellation costs.
 CANCEL_GAS = 21_000
@@ -211,22 +212,25 @@ class TransactionSender:
 
     def await_receipt(self, family: list[SignedTx], *, ledger: TxLedger, policy: FeePolicy,
                       on_signed: Callable[[str], None] | None = None) -> TxReceipt:
-        """The receipt of whichever of ``family`` (one nonce) is mined; replaces the newest when it
-        stays pending longer than ``policy.replace_after``; :class:`TimeExhausted` after
+        """The receipt of whichever of ``family`` (one nonce) is mined, once it is
+        ``config.confirmations`` blocks deep; replaces the newest when none is in a block for
+        longer than ``policy.replace_after``; :class:`TimeExhausted` after
         ``config.receipt_timeout`` seconds."""
         started = last_sent = time.monotonic()
         while True:
-            for tx in reversed(family):
-                try:
-                    receipt = self._w3.eth.get_transaction_receipt(tx.tx_hash)
-                except TransactionNotFound:
-                    continue
-                ledger.mined(tx.tx_hash, status=receipt["status"], block_number=receipt["blockNumber"])
+            receipt = self._first_receipt(family)
+            if receipt is not None and self.final(receipt):
+                ledger.mined(receipt["transactionHash"].to_0x_hex(), status=receipt["status"],
+                             block_number=receipt["blockNumber"])
                 return receipt
             now = time.monotonic()
             if now - started >= self._config.receipt_timeout:
-                raise TimeExhausted(f"{family[-1].tx_hash} not mined after {self._config.receipt_timeout} s")
-            if policy.replace_after is not None and now - last_sent >= policy.replace_after:
+                if receipt is None:
+                    raise TimeExhausted(f"{family[-1].tx_hash} not mined after {self._config.receipt_timeout} s")
+                raise TimeExhausted(f"{receipt['transactionHash'].to_0x_hex()} in block {receipt['blockNumber']}, "
+                                    f"not {self._config.confirmations} blocks deep after "
+                                    f"{self._config.receipt_timeout} s")
+            if receipt is None and policy.replace_after is not None and now - last_sent >= policy.replace_after:
                 last_sent = now
                 try:
                     replacement = self.replace(family[-1], policy=policy, ledger=ledger, on_signed=on_signed)
@@ -239,13 +243,30 @@ class TransactionSender:
                 continue
             time.sleep(self._config.receipt_poll_interval)
 
+    def _first_receipt(self, family: list[SignedTx]) -> TxReceipt | None:
+        for tx in reversed(family):
+            try:
+                return self._w3.eth.get_transaction_receipt(tx.tx_hash)
+            except TransactionNotFound:
+                continue
+        return None
+
+    def final(self, receipt: TxReceipt) -> bool:
+        """Whether ``receipt``'s block has ``config.confirmations`` blocks on top of it (always,
+        with 0: no look-up)."""
+        needed = self._config.confirmations
+        return needed <= 0 or self._w3.eth.block_number - receipt["blockNumber"] >= needed
+
     def lookup(self, tx_hash: str) -> tuple[TxState, TxReceipt | None]:
-        """Where ``tx_hash`` is now, without waiting: mined (with its receipt), pending, unknown."""
+        """Where ``tx_hash`` is now, without waiting: mined (deep enough, with its receipt),
+        confirming (in a block not deep enough yet, with its receipt), pending, unknown."""
         with self.translated("lookup"):
             try:
-                return "mined", self._w3.eth.get_transaction_receipt(tx_hash)
+                receipt = self._w3.eth.get_transaction_receipt(tx_hash)
             except TransactionNotFound:
                 pass
+            else:
+                return ("mined" if self.final(receipt) else "confirming"), receipt
             try:
                 self._w3.eth.get_transaction(tx_hash)
             except TransactionNotFound:
@@ -253,17 +274,31 @@ class TransactionSender:
             return "pending", None
 
     def receipt_waiting(self, tx_hash: str) -> TxReceipt | None:
-        """The receipt of ``tx_hash``, waiting while the node holds it pending; ``None`` when the
-        node does not know it. Raises provider errors (the caller translates them)."""
+        """The receipt of ``tx_hash`` once ``config.confirmations`` blocks deep, waiting while
+        the node holds it pending or it is not that deep yet (:class:`TimeExhausted` after
+        ``config.receipt_timeout`` seconds); ``None`` when the node does not know it. Raises
+        provider errors (the caller translates them)."""
         try:
-            return self._w3.eth.get_transaction_receipt(tx_hash)
+            receipt = self._w3.eth.get_transaction_receipt(tx_hash)
         except TransactionNotFound:
             try:
                 self._w3.eth.get_transaction(tx_hash)
             except TransactionNotFound:
                 return None
-            return self._w3.eth.wait_for_transaction_receipt(
+            receipt = self._w3.eth.wait_for_transaction_receipt(
                 tx_hash, timeout=self._config.receipt_timeout, poll_latency=self._config.receipt_poll_interval)
+        started = time.monotonic()
+        current: TxReceipt | None = receipt
+        while current is None or not self.final(current):
+            if time.monotonic() - started >= self._config.receipt_timeout:
+                raise TimeExhausted(f"{tx_hash} not {self._config.confirmations} blocks deep after "
+                                    f"{self._config.receipt_timeout} s")
+            time.sleep(self._config.receipt_poll_interval)
+            try:  # again: a reorganisation may have moved it to another block, or out for now
+                current = self._w3.eth.get_transaction_receipt(tx_hash)
+            except TransactionNotFound:
+                current = None
+        return current
 
     def pending_nonce(self) -> int:
         with self.translated("nonce"):

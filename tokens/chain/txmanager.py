@@ -219,6 +219,10 @@ def swap_outcome(client: ChainClient, order: BuyOrder, *, config: BuyOrderConfig
             if row.purpose == Tx.Purpose.CANCEL:
                 return SwapOutcome("cancelled", receipt, note=row.tx_hash, last_signed_at=last_signed_at)
             return SwapOutcome("mined", receipt, last_signed_at=last_signed_at)
+        if state == "confirming":  # in a block, not deep enough yet: neither settled nor replaced
+            return SwapOutcome("pending", note=f"{row.tx_hash} in block {receipt['blockNumber']}, waiting for "
+                                               f"{client.confirmations} blocks on top",
+                               last_signed_at=last_signed_at)
         if state == "pending":
             pending.append(row)
     if pending:
@@ -289,6 +293,9 @@ def sweep(client: ChainClient, config: BuyOrderConfig) -> dict[str, int]:
             if state == "mined":
                 record_mined(row.tx_hash, status=receipt["status"], block_number=receipt["blockNumber"])
                 counts["mined"] += 1
+                break
+            if state == "confirming":  # in a block, not deep enough yet: wait, never replace
+                counts["waiting"] += 1
                 break
         else:
             if "pending" in states.values():
