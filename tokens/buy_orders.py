@@ -38,7 +38,7 @@ from tokens import schedule as sched
 from tokens.chain import BuyReceipt, ChainClient, ChainError, ChainRevertError, ChainTransportError, runtime
 from tokens.chain.errors import ChainFeeAboveCapError
 from tokens.chain.runtime import RETRY_DELAYS, chain_client, with_retries
-from tokens.chain.txmanager import DbLedger, fee_policy, swap_outcome
+from tokens.chain.txmanager import DbLedger, fee_policy, swap_outcome, swaps_past_their_deadline
 from tokens.chain.txmanager import sweep as tx_sweep
 from tokens.chain.units import to_base_units
 from tokens.models import BuyOrder, BuyOrderConfig, ChainTransaction
@@ -453,6 +453,10 @@ def _reconcile_one(order: BuyOrder, *, stale_after: timedelta, sleep) -> BuyOrde
     return _refreshed(order)
 
 
+# An order whose swap the node does not know fails only this long after the swap's deadline.
+DEADLINE_MARGIN_SECONDS = 60
+
+
 def _reconcile_swaps(order: BuyOrder, *, is_stale: bool, sleep) -> BuyOrder:
     """Every hash of the order's swap (the first and its replacements) is looked up; whichever was
     mined settles the order, once. A stuck one is replaced, or cancelled once past its deadline (a
@@ -485,8 +489,12 @@ def _reconcile_swaps(order: BuyOrder, *, is_stale: bool, sleep) -> BuyOrder:
         if outcome.note:
             logger.info("buy-order %s still pending: %s", order.pk, outcome.note)
         return order
-    expired = outcome.last_signed_at is None or \
-        outcome.last_signed_at <= timezone.now() - timedelta(seconds=config.tx_deadline_seconds)
+    # The deadline each swap carries, not today's setting (it may have changed since the signing);
+    # a minute more, for a server clock ahead of the chain's.
+    expired = swaps_past_their_deadline(chain_client(), order, margin=DEADLINE_MARGIN_SECONDS)
+    if expired is None:
+        expired = outcome.last_signed_at is None or \
+            outcome.last_signed_at <= timezone.now() - timedelta(seconds=config.tx_deadline_seconds)
     if is_stale and expired:
         _fail(order, "Abandoned: its transaction never reached the chain, and its deadline has passed.")
     return _refreshed(order)

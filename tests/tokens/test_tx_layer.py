@@ -433,8 +433,9 @@ def test_the_sweep_cancels_an_expired_swap_and_bumps_a_stuck_cancellation(config
     Tx.objects.filter(pk=bumped_swap.pk).update(created_at=an_hour_ago, sent_at=an_hour_ago)
     past_the_deadline(chain, bumped_swap)
 
-    assert chain_sweep()["replaced"] == 1
+    counts = chain_sweep()
 
+    assert (counts["cancelled"], counts["replaced"]) == (1, 0)
     cancel = Tx.objects.get(purpose="cancel")
     assert cancel.attempt == 2 and bumped_swap.tx_hash in Tx.objects.get(replaced_by=cancel).tx_hash
     Tx.objects.filter(pk=cancel.pk).update(created_at=an_hour_ago, sent_at=an_hour_ago)
@@ -454,6 +455,49 @@ def test_the_sweep_cancels_an_expired_swap_and_bumps_a_stuck_cancellation(config
     assert order.status == "failed" and second_cancel.tx_hash in order.error
     assert list(Tx.objects.filter(nonce=swap.nonce).order_by("attempt").values_list("status", flat=True)) == [
         "dropped", "dropped", "dropped", "mined"]
+
+
+def test_a_lost_swap_fails_its_order_only_past_the_deadline_it_carries_then_its_nonce_is_cancelled(
+        config, chain, monkeypatch):
+    """The node lost the swap (evicted). Lowering ``tx_deadline_seconds`` afterwards does not make
+    the order fail early: the swap still carries its own deadline and could be mined until then.
+    Past it (and a minute for clock skew) the order fails and its amount is released; the sweep
+    then fills the swap's nonce with a cancellation instead of sending a swap that can only
+    revert."""
+    use_client(chain)
+    before = chain.client().balances()
+    pool = chain.w3.provider.ethereum_tester
+    monkeypatch.setattr(runtime, "retry_sleep", lambda seconds: pool._pending_transactions.clear())
+    order = stuck_order(chain)
+    [swap] = swap_rows(order)
+    assert chain.client().lookup(swap.tx_hash)[0] == "unknown"
+    BuyOrderConfig.objects.update(tx_deadline_seconds=30)  # after the signing: the swap keeps 600
+    an_hour_ago = timezone.now() - timedelta(hours=1)
+    Tx.objects.filter(pk=swap.pk).update(created_at=an_hour_ago, sent_at=an_hour_ago)
+    BuyOrder.objects.filter(pk=order.pk).update(created_at=an_hour_ago)  # stale
+
+    assert buy_order_reconcile(order=order).status == "pending"  # its deadline is 600 s after signing
+
+    deadline = chain.client().swap_deadline(swap.data)
+    chain_clock.advance(deadline + 30 - runtime.wall_clock())
+    assert buy_order_reconcile(order=order).status == "pending"  # within the minute's margin
+    chain_clock.advance(31)
+    order = buy_order_reconcile(order=order)
+
+    assert order.status == "failed" and order.error.startswith("Abandoned")
+    assert available_revenue() == Decimal("1000.00")
+
+    counts = chain_sweep()
+
+    assert (counts["cancelled"], counts["rebroadcast"]) == (1, 0)
+    cancel = Tx.objects.get(purpose="cancel")
+    assert (cancel.nonce, cancel.gas_limit, cancel.value) == (swap.nonce, 21_000, 0)
+    mine(chain)
+    Tx.objects.filter(pk=cancel.pk).update(created_at=an_hour_ago)  # the sweep looks at older ones
+    assert chain_sweep()["mined"] == 1
+    swap.refresh_from_db()
+    assert (swap.status, Tx.objects.get(purpose="cancel").status) == ("dropped", "mined")
+    assert chain.client().balances().zar == before.zar  # nothing swapped
 
 
 def test_a_swap_deadline_is_read_only_from_a_swap(chain):

@@ -226,59 +226,90 @@ def swap_outcome(client: ChainClient, order: BuyOrder, *, config: BuyOrderConfig
         if state == "pending":
             pending.append(row)
     if pending:
-        return SwapOutcome("pending", note=_replace_if_stuck(client, pending[0], config, on_signed),
-                           last_signed_at=last_signed_at)
+        _, note = _replace_if_stuck(client, pending[0], config, on_signed)
+        return SwapOutcome("pending", note=note, last_signed_at=last_signed_at)
     for row in rows:
         if row.status == Tx.Status.SIGNED:  # committed, then the process stopped before the broadcast?
-            try:
-                client.rebroadcast(bytes(HexBytes(row.raw_transaction)), row.tx_hash)
-            except ChainTransportError as exc:
-                logger.warning("rebroadcast of %s failed: %s", row.tx_hash, exc)
-                continue
-            DbLedger().sent(signed_tx(row))
-            return SwapOutcome("pending", note=f"{row.tx_hash} broadcast again", last_signed_at=last_signed_at)
+            done, note = _send_again(client, row, config)
+            if done != "waiting":
+                return SwapOutcome("pending", note=note, last_signed_at=last_signed_at)
     return SwapOutcome("unknown", last_signed_at=last_signed_at)
 
 
-def past_its_deadline(client: ChainClient, row: Tx) -> bool:
-    """Whether ``row`` is a swap whose deadline the wall clock has passed: mined now, it could
-    only revert ``EXPIRED``."""
+def past_its_deadline(client: ChainClient, row: Tx, *, margin: int = 0) -> bool:
+    """Whether ``row`` is a swap whose deadline the wall clock has passed (by ``margin``
+    seconds): mined now, it could only revert ``EXPIRED``."""
     if row.purpose != Tx.Purpose.SWAP:
         return False
     deadline = client.swap_deadline(row.data)
-    return deadline is not None and runtime.wall_clock() > deadline
+    return deadline is not None and runtime.wall_clock() > deadline + margin
+
+
+def swaps_past_their_deadline(client: ChainClient, order: BuyOrder, *, margin: int) -> bool | None:
+    """Whether every swap signed for ``order`` is past the deadline it carries by ``margin``
+    seconds (none can still be mined with effect); ``None`` when there is none, or a deadline
+    cannot be read."""
+    swaps = list(Tx.objects.filter(buy_order=order, purpose=Tx.Purpose.SWAP).values_list("data", flat=True))
+    deadlines = [client.swap_deadline(data) for data in swaps]
+    if not deadlines or None in deadlines:
+        return None
+    return runtime.wall_clock() > max(deadlines) + margin
+
+
+Done = Literal["replaced", "cancelled", "rebroadcast", "waiting"]
+
+
+def _cancel(client: ChainClient, row: Tx, config: BuyOrderConfig) -> tuple[Done, str]:
+    """Take ``row``'s nonce with a zero-value transfer (a swap past its deadline: mined, it could
+    only revert at its full gas; the cancellation costs 21,000 and fills the nonce)."""
+    try:
+        new = client.cancel(signed_tx(row), policy=fee_policy(config), ledger=DbLedger())
+    except ChainFeeAboveCapError as exc:
+        Tx.objects.filter(pk=row.pk).update(error=str(exc))
+        return "waiting", f"{row.tx_hash} past its deadline, not cancelled: {exc}"
+    except ChainTransportError as exc:
+        return "waiting", f"{row.tx_hash} past its deadline, its cancellation was refused: {exc}"
+    return "cancelled", f"{row.tx_hash} past its deadline: cancelled by {new.tx_hash}"
 
 
 def _replace_if_stuck(client: ChainClient, row: Tx, config: BuyOrderConfig,
-                      on_signed: Callable[[str], None] | None) -> str:
+                      on_signed: Callable[[str], None] | None) -> tuple[Done, str]:
     """Replace ``row`` when it has been pending longer than ``replace_after_seconds``: with itself
-    at bumped fees, or -- a swap past its deadline -- with a cancellation (a zero-value transfer
-    that takes its nonce for 21,000 gas instead of a swap reverting at its full gas)."""
+    at bumped fees, or -- a swap past its deadline -- with a cancellation."""
     since = row.sent_at or row.created_at
     if since > timezone.now() - timedelta(seconds=config.replace_after_seconds):
-        return f"{row.tx_hash} pending since {since:%H:%M:%S}"
-    cancel = past_its_deadline(client, row)
+        return "waiting", f"{row.tx_hash} pending since {since:%H:%M:%S}"
+    if past_its_deadline(client, row):
+        return _cancel(client, row, config)
     try:
-        if cancel:
-            new = client.cancel(signed_tx(row), policy=fee_policy(config), ledger=DbLedger())
-        else:
-            new = client.replace(signed_tx(row), policy=fee_policy(config), ledger=DbLedger(), on_signed=on_signed)
+        new = client.replace(signed_tx(row), policy=fee_policy(config), ledger=DbLedger(), on_signed=on_signed)
     except ChainFeeAboveCapError as exc:
         Tx.objects.filter(pk=row.pk).update(error=str(exc))
-        return f"{row.tx_hash} stuck, not replaced: {exc}"
+        return "waiting", f"{row.tx_hash} stuck, not replaced: {exc}"
     except ChainTransportError as exc:
-        return f"{row.tx_hash} stuck, its replacement was refused: {exc}"
-    if cancel:
-        return f"{row.tx_hash} past its deadline: cancelled by {new.tx_hash}"
-    return f"{row.tx_hash} replaced by {new.tx_hash}"
+        return "waiting", f"{row.tx_hash} stuck, its replacement was refused: {exc}"
+    return "replaced", f"{row.tx_hash} replaced by {new.tx_hash}"
+
+
+def _send_again(client: ChainClient, row: Tx, config: BuyOrderConfig) -> tuple[Done, str]:
+    """``row`` that the node does not hold: its stored bytes sent again (the same nonce), or --
+    a swap past its deadline -- its nonce taken by a cancellation instead."""
+    if past_its_deadline(client, row):
+        return _cancel(client, row, config)
+    try:
+        client.rebroadcast(bytes(HexBytes(row.raw_transaction)), row.tx_hash)
+    except ChainTransportError as exc:
+        return "waiting", f"{row.tx_hash} could not be broadcast again: {exc}"
+    Tx.objects.filter(pk=row.pk, status__in=Tx.OPEN_STATUSES).update(status=Tx.Status.SENT, sent_at=timezone.now())
+    return "rebroadcast", f"{row.tx_hash} broadcast again"
 
 
 def sweep(client: ChainClient, config: BuyOrderConfig) -> dict[str, int]:
     """Settle or unstick every open transaction of ``client``'s sender older than
     ``replace_after_seconds``: a mined one is recorded (the rest of its nonce dropped), one still
     pending is replaced (same nonce, fees +12.5%, within the cap), one the node lost is broadcast
-    again. Returns how many of each."""
-    counts = {"mined": 0, "replaced": 0, "rebroadcast": 0, "waiting": 0}
+    again -- a swap past its deadline is cancelled instead of either. Returns how many of each."""
+    counts = {"mined": 0, "replaced": 0, "cancelled": 0, "rebroadcast": 0, "waiting": 0}
     cutoff = timezone.now() - timedelta(seconds=config.replace_after_seconds)
     heads = (Tx.objects.filter(sender__chain_id=client.chain_id, sender__address=client.treasury_address,
                                status__in=Tx.OPEN_STATUSES, replaced_by__isnull=True, created_at__lte=cutoff)
@@ -299,16 +330,9 @@ def sweep(client: ChainClient, config: BuyOrderConfig) -> dict[str, int]:
                 break
         else:
             if "pending" in states.values():
-                note = _replace_if_stuck(client, head, config, None)
-                counts["replaced" if " replaced by " in note or " cancelled by " in note else "waiting"] += 1
-                logger.info("transaction sweep: %s", note)
+                done, note = _replace_if_stuck(client, head, config, None)
             else:
-                try:
-                    client.rebroadcast(bytes(HexBytes(head.raw_transaction)), head.tx_hash)
-                except ChainTransportError as exc:
-                    logger.warning("transaction sweep: %s could not be broadcast again: %s", head.tx_hash, exc)
-                    counts["waiting"] += 1
-                    continue
-                Tx.objects.filter(pk=head.pk).update(status=Tx.Status.SENT, sent_at=timezone.now())
-                counts["rebroadcast"] += 1
+                done, note = _send_again(client, head, config)
+            counts[done] += 1
+            (logger.warning if done == "waiting" else logger.info)("transaction sweep: %s", note)
     return counts
