@@ -325,8 +325,8 @@ def _complete(order: BuyOrder, receipt: BuyReceipt) -> BuyOrderResult:
     tokens = receipt.tokens_received
     stored_tokens = tokens.quantize(MONEY_QUANTUM, rounding=ROUND_DOWN)
     price = round_money(order.amount / tokens, places=MONEY_QUANTUM)
-    error = f"Bought, but the burn failed; the treasury holds the tokens: {receipt.burn_error}" \
-        if receipt.burn_error else ""
+    error = (f"Bought, but the burn was not confirmed ({receipt.burn_error}); the treasury holds the tokens "
+             "unless this order's burn transaction (Chain transactions) is mined later.") if receipt.burn_error else ""
     with transaction.atomic():
         updated = BuyOrder.objects.filter(pk=order.pk, status=BuyOrder.Status.PENDING).update(
             status=BuyOrder.Status.COMPLETED, tx_hash=receipt.tx_hash, block_number=receipt.block_number,
@@ -350,7 +350,8 @@ def _fail(order: BuyOrder, error: str, *, tx_hash: str | None = None) -> BuyOrde
         fields["tx_hash"] = tx_hash
     with transaction.atomic():
         if BuyOrder.objects.filter(pk=order.pk, status=BuyOrder.Status.PENDING).update(**fields):
-            buy_order_totals_apply(order=BuyOrder(pk=order.pk, amount=order.amount, status=BuyOrder.Status.FAILED),
+            buy_order_totals_apply(order=BuyOrder(pk=order.pk, amount=order.amount, status=BuyOrder.Status.FAILED,
+                                                  parent_id=order.parent_id),  # a slice: not an order of its own
                                    old_status=BuyOrder.Status.PENDING)
     logger.warning("buy-order %s failed: %s", order.pk, error)
     return BuyOrderResult(success=False, error=error, code="failed", order_id=order.pk, transaction_hash=tx_hash)
@@ -387,8 +388,11 @@ def _swap_may_still_be_mined(order: BuyOrder) -> bool:
 def _defer(order: BuyOrder, exc: ChainFeeAboveCapError) -> BuyOrderResult:
     """Nothing was signed: the row fails with the figures and frees its period for the next tick."""
     error = f"Deferred: {exc}."
-    BuyOrder.objects.filter(pk=order.pk, status=BuyOrder.Status.PENDING).update(
-        status=BuyOrder.Status.FAILED, error=error, period_key=None, completed_at=timezone.now())
+    with transaction.atomic():
+        if BuyOrder.objects.filter(pk=order.pk, status=BuyOrder.Status.PENDING).update(
+                status=BuyOrder.Status.FAILED, error=error, period_key=None, completed_at=timezone.now()):
+            buy_order_totals_apply(order=BuyOrder(pk=order.pk, amount=order.amount, status=BuyOrder.Status.FAILED,
+                                                  parent_id=order.parent_id), old_status=BuyOrder.Status.PENDING)
     logger.warning("buy-order %s deferred: %s", order.pk, exc)
     return BuyOrderResult(success=False, error=error, code="gas_above_cap", order_id=order.pk)
 
@@ -449,8 +453,23 @@ def _reconcile_one(order: BuyOrder, *, stale_after: timedelta, sleep) -> BuyOrde
         if is_stale:
             _fail(order, "Abandoned: its transaction never reached the chain.")
     elif is_stale:
-        _fail(order, "Abandoned: no transaction was signed (the run stopped before the swap).")
+        _abandon(order, "Abandoned: no transaction was signed (the run stopped before the swap).", swaps_seen=0)
     return _refreshed(order)
+
+
+def _abandon(order: BuyOrder, error: str, *, swaps_seen: int) -> None:
+    """Fail ``order`` found stale with ``swaps_seen`` swaps -- unless a swap was signed for it
+    since the look (a worker still buying: it signs under this row's lock, see
+    ``DbLedger._refuse_unwanted``); the next reconciliation follows that swap instead."""
+    with transaction.atomic():
+        if not list(BuyOrder.objects.select_for_update().filter(pk=order.pk, status=BuyOrder.Status.PENDING)
+                    .values_list("pk", flat=True)):
+            return
+        if ChainTransaction.objects.filter(buy_order_id=order.pk, purpose=ChainTransaction.Purpose.SWAP).count() \
+                != swaps_seen:
+            logger.info("buy-order %s: a swap was signed while it was reconciled; not abandoned", order.pk)
+            return
+        _fail(order, error)
 
 
 # An order whose swap the node does not know fails only this long after the swap's deadline.
@@ -467,6 +486,7 @@ def _reconcile_swaps(order: BuyOrder, *, is_stale: bool, sleep) -> BuyOrder:
     def on_signed(tx_hash: str) -> None:
         BuyOrder.objects.filter(pk=order.pk).update(tx_hash=tx_hash)
 
+    swaps_seen = order.chain_transactions.filter(purpose=ChainTransaction.Purpose.SWAP).count()
     try:
         outcome = with_retries(lambda: swap_outcome(chain_client(), order, config=config, on_signed=on_signed),
                                what="reconcile", sleep=sleep)
@@ -496,7 +516,8 @@ def _reconcile_swaps(order: BuyOrder, *, is_stale: bool, sleep) -> BuyOrder:
         expired = outcome.last_signed_at is None or \
             outcome.last_signed_at <= timezone.now() - timedelta(seconds=config.tx_deadline_seconds)
     if is_stale and expired:
-        _fail(order, "Abandoned: its transaction never reached the chain, and its deadline has passed.")
+        _abandon(order, "Abandoned: its transaction never reached the chain, and its deadline has passed.",
+                 swaps_seen=swaps_seen)
     return _refreshed(order)
 
 

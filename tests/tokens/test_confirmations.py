@@ -1,5 +1,5 @@
 """A transaction counts as mined only ``CHAIN_CONFIRMATIONS`` blocks deep, and a swap taken out
-of the chain by a reorganisation before that is sent again and paid once -- on the embedded
+of the chain by a reorganisation before that is sent again on its own nonce and paid once -- on the embedded
 chain, with real pending transactions (auto-mining off) and a real reorganisation (the chain
 reverted to a snapshot taken before the swap's block).
 """
@@ -100,7 +100,7 @@ def test_a_swap_reorganised_away_before_it_is_deep_enough_is_sent_again_and_paid
     assert client.lookup(swap.tx_hash)[0] == "unknown"
     assert buy_order_reconcile(order=order).status == "pending"  # it could come back: no new swap
     backdate(order)
-    assert chain_sweep()["rebroadcast"] == 1  # the same signed bytes, the same nonce
+    assert chain_sweep()["replaced"] == 1  # on its own nonce (fees bumped), never a second swap
     for _ in range(3):
         mine(chain)
 
@@ -108,8 +108,9 @@ def test_a_swap_reorganised_away_before_it_is_deep_enough_is_sent_again_and_paid
 
     assert counts["orders_settled"] == 1
     order.refresh_from_db()
-    assert order.status == "completed" and order.tx_hash == swap.tx_hash
-    assert [row.status for row in swap_rows(order)] == ["mined"]
+    swap, replacement = swap_rows(order)
+    assert (swap.status, replacement.status, replacement.nonce) == ("dropped", "mined", swap.nonce)
+    assert order.status == "completed" and order.tx_hash == replacement.tx_hash
     assert before.zar - chain.client().balances().zar == Decimal("1000")  # once
 
 

@@ -338,7 +338,7 @@ def test_a_retry_never_signs_a_second_swap_beside_one_the_node_dropped(config, c
     """The node took the swap, then dropped it from its pool (evicted, as a busy node does with a
     low fee, or a reorganised block): the buy's retry must not sign a second swap with the next
     nonce -- the first could still be mined, and then both would be. The order stays pending and
-    the sweep sends the same signed bytes again: one swap, paid once."""
+    the sweep replaces the lost swap on its own nonce: one swap, paid once."""
     use_client(chain)
     before = chain.client().balances()
     nonce_before = chain.w3.eth.get_transaction_count(chain.treasury_address)
@@ -361,13 +361,15 @@ def test_a_retry_never_signs_a_second_swap_beside_one_the_node_dropped(config, c
     Tx.objects.filter(pk=swap.pk).update(created_at=an_hour_ago, sent_at=an_hour_ago)
     BuyOrder.objects.filter(pk=order.pk).update(created_at=an_hour_ago)
 
-    assert chain_sweep()["rebroadcast"] == 1  # the same bytes, the same nonce
+    assert chain_sweep()["replaced"] == 1  # the same nonce, fees bumped (an evicted fee was too low)
     mine(chain)
     assert chain_sweep()["orders_settled"] == 1
 
     order.refresh_from_db()
-    assert order.status == "completed" and order.tx_hash == swap.tx_hash
-    assert [row.status for row in swap_rows(order)] == ["mined"]
+    swap, replacement = swap_rows(order)
+    assert (swap.status, replacement.status, replacement.nonce) == ("dropped", "mined", swap.nonce)
+    assert replacement.max_fee_per_gas >= swap.max_fee_per_gas * Decimal("1.125")
+    assert order.status == "completed" and order.tx_hash == replacement.tx_hash
     assert before.zar - chain.client().balances().zar == Decimal("1000")  # once
     assert chain.w3.eth.get_transaction_count(chain.treasury_address) == nonce_before + 2  # approve + the swap
 

@@ -21,6 +21,17 @@ class ChainTransportError(ChainError):
     """A transient failure talking to the node: connection, timeout, refused request."""
 
 
+class LedgerRefusal(ChainError):
+    """The transaction ledger refused to sign: the transaction would do something already done or
+    no longer wanted (a swap for an order that is not pending, a second burn for one order)."""
+
+
+class NonceHeld(ChainTransportError):
+    """A buy-order's earlier swap may still be held at its nonce (the node's answer was lost, or it
+    says it lacks a transaction it took): a swap at another nonce could buy twice, so none is
+    signed. Transient: the order stays pending and is settled through that nonce."""
+
+
 class ChainRevertError(ChainError):
     """A transaction or call reverted on chain.
 

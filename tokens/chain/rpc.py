@@ -48,6 +48,19 @@ TRANSPORT_ERRORS = (
 
 # The node saw the transaction and refused it (it was not queued): its nonce is free again.
 REFUSED_ERRORS = (Web3RPCError, EvmValidationError, TesterValidationError)
+# What a node says when it refuses a transaction (geth, erigon, nethermind, the embedded chain's
+# validation): only these make a transaction "refused". Any other answer -- a proxy's or a load
+# balancer's error, "internal error", a rate limit -- may come from a node that took it.
+REFUSAL_MARKERS = ("nonce", "underpriced", "insufficient funds", "enough balance", "base fee", "intrinsic gas",
+                   "gas limit", "fee cap", "fee too low", "invalid sender", "exceeds the configured cap")
+
+
+def is_refusal(exc: Exception) -> bool:
+    """Whether ``exc`` says the node refused the transaction (so it does not hold it)."""
+    if isinstance(exc, (EvmValidationError, TesterValidationError)):
+        return True  # the embedded chain's own validation, in this process
+    message = error_message(exc).lower()
+    return any(marker in message for marker in REFUSAL_MARKERS)
 
 
 def connect(config: ChainConfig) -> Web3:

@@ -31,6 +31,7 @@ from tokens.chain.rpc import (
     REVERT_ERRORS,
     TRANSPORT_ERRORS,
     error_message,
+    is_refusal,
     revert_reason,
     scrub,
     translated,
@@ -135,22 +136,23 @@ class TransactionSender:
             max_priority_fee_per_gas=fees.max_priority_fee_per_gas)
 
     def broadcast(self, tx: SignedTx, ledger: TxLedger) -> None:
-        """Send ``tx``; tell the ledger whether the node took it. A transport failure (no answer)
-        leaves it as signed: the node may have it, a later look-up or rebroadcast settles that."""
+        """Send ``tx``; tell the ledger whether the node took it. Only a refusal the node states
+        (:func:`tokens.chain.rpc.is_refusal`: a stale nonce, an underpriced fee, no funds) makes
+        it ``send_failed``. Anything else -- no answer, a proxy's error -- leaves it as signed:
+        the node may hold it, and a later look-up or the same bytes sent again settle that."""
         try:
             self._w3.eth.send_raw_transaction(tx.raw)
         except REFUSED_ERRORS as exc:
             message = error_message(exc)
             if "already known" not in message.lower():
-                ledger.send_failed(tx, scrub(message, self._config.provider_uri))
+                if is_refusal(exc):
+                    ledger.send_failed(tx, scrub(message, self._config.provider_uri))
                 raise
         except TRANSPORT_ERRORS:
-            # No answer: when the node can tell, a transaction it does not hold frees its nonce
-            # (sending the same nonce again is safe: of one nonce's transactions one is mined).
             try:
                 self._w3.eth.get_transaction(tx.tx_hash)
             except TransactionNotFound:
-                ledger.send_failed(tx, "the node did not receive it")
+                ledger.not_received(tx)
             except TRANSPORT_ERRORS:
                 pass
             raise

@@ -138,6 +138,11 @@ class TxLedger(Protocol):
     def send_failed(self, tx: SignedTx, error: str) -> None:
         """The node refused ``tx``: it is not queued, its nonce may be taken again."""
 
+    def not_received(self, tx: SignedTx) -> None:
+        """The broadcast got no answer and the node, asked, says it does not hold ``tx``: its nonce
+        may be taken again -- though the node may be wrong (another backend behind the same
+        address may hold it), so a ledger must not let the same work be signed at another nonce."""
+
     def mined(self, tx_hash: str, *, status: int, block_number: int) -> None:
         """``tx_hash`` was mined (``status`` 1, or 0: reverted); the rest of its nonce is dropped."""
 
@@ -175,6 +180,9 @@ class MemoryLedger:
 
     def sent(self, tx: SignedTx) -> None:
         pass
+
+    def not_received(self, tx: SignedTx) -> None:
+        self.send_failed(tx, "the node did not receive it")
 
     def send_failed(self, tx: SignedTx, error: str) -> None:
         with self._lock:

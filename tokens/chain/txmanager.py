@@ -36,13 +36,17 @@ from web3.types import TxReceipt
 
 from tokens.chain import runtime
 from tokens.chain.client import ChainClient
-from tokens.chain.errors import ChainFeeAboveCapError, ChainTransportError
+from tokens.chain.errors import ChainFeeAboveCapError, ChainTransportError, LedgerRefusal, NonceHeld
 from tokens.chain.tx import FeePolicy, MemoryLedger, SignedTx, TxPurpose, gwei_to_wei
 from tokens.models import BuyOrder, BuyOrderConfig, ChainSender, ChainTransaction
 
 logger = logging.getLogger(__name__)
 
 Tx = ChainTransaction
+
+# Why a transaction is ``send_failed`` when the broadcast got no answer and the node said it does
+# not hold it (rather than refusing it in so many words).
+NOT_RECEIVED = "the node did not receive it (no answer to the broadcast, then not found)"
 
 # A transaction recorded but not yet confirmed sent is being broadcast (by this or another
 # process) for at most this long; after it, a nonce none of whose transactions the node holds
@@ -95,7 +99,10 @@ class DbLedger:
                sign: Callable[[int], SignedTx], purpose: TxPurpose) -> SignedTx:
         with transaction.atomic():
             row = _locked_sender(chain_id, sender)
+            self._refuse_unwanted(purpose)
             nonce = next_nonce(row, pending_nonce)
+            if purpose == "swap":
+                self._refuse_another_nonce(nonce)
             signed = sign(nonce)
             again = Tx.objects.filter(tx_hash=signed.tx_hash).update(  # the very same transaction, once more
                 status=Tx.Status.SIGNED, error="", created_at=timezone.now(), settled_at=None)
@@ -119,13 +126,56 @@ class DbLedger:
             old.replaced_by = new
             old.save(update_fields=["replaced_by"])
 
+    def _refuse_unwanted(self, purpose: TxPurpose) -> None:
+        """Under the sender's row lock, before a nonce is taken: a swap only for an order still
+        ``pending`` (its row locked: a reconciliation failing it as abandoned waits, then sees
+        the swap), and one burn per order (a second actor finishing the same order would burn
+        tokens held for others). :class:`LedgerRefusal` otherwise: nothing is signed."""
+        if self.buy_order_id is None:
+            return
+        if purpose == "swap":
+            status = list(BuyOrder.objects.select_for_update().filter(pk=self.buy_order_id)
+                          .values_list("status", flat=True))
+            if status != [BuyOrder.Status.PENDING]:
+                now = status[0] if status else "gone"
+                raise LedgerRefusal(f"buy-order {self.buy_order_id} is not pending ({now}): its swap is not signed")
+        elif purpose == "burn":
+            burn = (Tx.objects.filter(buy_order_id=self.buy_order_id, purpose=Tx.Purpose.BURN)
+                    .exclude(status__in=[Tx.Status.SEND_FAILED, Tx.Status.DROPPED])
+                    .values_list("tx_hash", flat=True).first())
+            if burn is not None:
+                raise LedgerRefusal(f"buy-order {self.buy_order_id} has a burn already ({burn}): not signed twice")
+
+    def _refuse_another_nonce(self, nonce: int) -> None:
+        """A buy-order's swaps share one nonce: a new one at another nonce than an earlier swap
+        that may still be held (signed, sent, or "not received" -- a node can be wrong about that)
+        could be mined beside it, buying twice. :class:`NonceHeld` then: nothing is signed."""
+        if self.buy_order_id is None:
+            return
+        held = (Tx.objects.filter(buy_order_id=self.buy_order_id, purpose=Tx.Purpose.SWAP).exclude(nonce=nonce)
+                .filter(Q(status__in=[Tx.Status.SIGNED, Tx.Status.SENT, Tx.Status.MINED, Tx.Status.REVERTED])
+                        | Q(status=Tx.Status.SEND_FAILED, error=NOT_RECEIVED))
+                .values_list("nonce", flat=True).first())
+        if held is not None:
+            raise NonceHeld(f"buy-order {self.buy_order_id}: its earlier swap may still be held at nonce {held}; "
+                            f"a swap at nonce {nonce} is not signed")
+
     def sent(self, tx: SignedTx) -> None:
         Tx.objects.filter(tx_hash=tx.tx_hash, status=Tx.Status.SIGNED).update(status=Tx.Status.SENT,
                                                                               sent_at=timezone.now())
 
     def send_failed(self, tx: SignedTx, error: str) -> None:
-        Tx.objects.filter(tx_hash=tx.tx_hash, status=Tx.Status.SIGNED).update(
-            status=Tx.Status.SEND_FAILED, error=error[:2000], settled_at=timezone.now())
+        with transaction.atomic():
+            if Tx.objects.filter(tx_hash=tx.tx_hash, status=Tx.Status.SIGNED).update(
+                    status=Tx.Status.SEND_FAILED, error=error[:2000], settled_at=timezone.now()):
+                # A refused replacement replaces nothing: the transaction it was for is the
+                # newest of its nonce again (the sweep follows it, the nonce is not lost).
+                Tx.objects.filter(replaced_by__tx_hash=tx.tx_hash).update(replaced_by=None)
+
+    def not_received(self, tx: SignedTx) -> None:
+        """``send_failed``, marked :data:`NOT_RECEIVED`: the nonce may be taken again, but a swap of
+        the same order only at that nonce (:meth:`_refuse_unwanted`)."""
+        self.send_failed(tx, NOT_RECEIVED)
 
     def mined(self, tx_hash: str, *, status: int, block_number: int) -> None:
         record_mined(tx_hash, status=status, block_number=block_number)
@@ -224,6 +274,8 @@ def swap_outcome(client: ChainClient, order: BuyOrder, *, config: BuyOrderConfig
                                                f"{client.confirmations} blocks on top",
                                last_signed_at=last_signed_at)
         if state == "pending":
+            if row.status == Tx.Status.SIGNED:  # the broadcast got no answer, but the node holds it
+                DbLedger().sent(signed_tx(row))
             pending.append(row)
     if pending:
         _, note = _replace_if_stuck(client, pending[0], config, on_signed)
@@ -259,9 +311,19 @@ def swaps_past_their_deadline(client: ChainClient, order: BuyOrder, *, margin: i
 Done = Literal["replaced", "cancelled", "rebroadcast", "waiting"]
 
 
+def _not_ours(client: ChainClient, row: Tx) -> str | None:
+    """Why ``row`` must not be signed again by ``client``: another key signed it (a rotated
+    treasury key would sign its nonce for the wrong account)."""
+    if Web3.to_checksum_address(row.sender.address) != client.treasury_address:
+        return f"{row.tx_hash} was signed by {row.sender.address}, not this client's key: left alone"
+    return None
+
+
 def _cancel(client: ChainClient, row: Tx, config: BuyOrderConfig) -> tuple[Done, str]:
     """Take ``row``'s nonce with a zero-value transfer (a swap past its deadline: mined, it could
     only revert at its full gas; the cancellation costs 21,000 and fills the nonce)."""
+    if reason := _not_ours(client, row):
+        return "waiting", reason
     try:
         new = client.cancel(signed_tx(row), policy=fee_policy(config), ledger=DbLedger())
     except ChainFeeAboveCapError as exc:
@@ -281,6 +343,8 @@ def _replace_if_stuck(client: ChainClient, row: Tx, config: BuyOrderConfig,
         return "waiting", f"{row.tx_hash} pending since {since:%H:%M:%S}"
     if past_its_deadline(client, row):
         return _cancel(client, row, config)
+    if reason := _not_ours(client, row):
+        return "waiting", reason
     try:
         new = client.replace(signed_tx(row), policy=fee_policy(config), ledger=DbLedger(), on_signed=on_signed)
     except ChainFeeAboveCapError as exc:
@@ -292,10 +356,20 @@ def _replace_if_stuck(client: ChainClient, row: Tx, config: BuyOrderConfig,
 
 
 def _send_again(client: ChainClient, row: Tx, config: BuyOrderConfig) -> tuple[Done, str]:
-    """``row`` that the node does not hold: its stored bytes sent again (the same nonce), or --
-    a swap past its deadline -- its nonce taken by a cancellation instead."""
+    """``row`` that the node does not hold, on its nonce again: a swap past its deadline is
+    cancelled; one the node once took and then lost (evicted: often too low a fee, or a
+    reorganised block) is replaced with bumped fees; one never confirmed sent goes out as its
+    stored bytes."""
     if past_its_deadline(client, row):
         return _cancel(client, row, config)
+    if reason := _not_ours(client, row):
+        return "waiting", reason
+    if row.status == Tx.Status.SENT:
+        try:
+            new = client.replace(signed_tx(row), policy=fee_policy(config), ledger=DbLedger())
+        except (ChainFeeAboveCapError, ChainTransportError) as exc:
+            return "waiting", f"{row.tx_hash} lost by the node, not replaced: {exc}"
+        return "replaced", f"{row.tx_hash} lost by the node: replaced by {new.tx_hash}"
     try:
         client.rebroadcast(bytes(HexBytes(row.raw_transaction)), row.tx_hash)
     except ChainTransportError as exc:
@@ -307,8 +381,9 @@ def _send_again(client: ChainClient, row: Tx, config: BuyOrderConfig) -> tuple[D
 def sweep(client: ChainClient, config: BuyOrderConfig) -> dict[str, int]:
     """Settle or unstick every open transaction of ``client``'s sender older than
     ``replace_after_seconds``: a mined one is recorded (the rest of its nonce dropped), one still
-    pending is replaced (same nonce, fees +12.5%, within the cap), one the node lost is broadcast
-    again -- a swap past its deadline is cancelled instead of either. Returns how many of each."""
+    pending is replaced (same nonce, fees +12.5%, within the cap), one the node lost is replaced
+    the same way (or broadcast again, when it was never confirmed sent) -- a swap past its
+    deadline is cancelled instead. Returns how many of each."""
     counts = {"mined": 0, "replaced": 0, "cancelled": 0, "rebroadcast": 0, "waiting": 0}
     cutoff = timezone.now() - timedelta(seconds=config.replace_after_seconds)
     heads = (Tx.objects.filter(sender__chain_id=client.chain_id, sender__address=client.treasury_address,
