@@ -314,6 +314,13 @@ def _finish_burn(client: ChainClient, receipt: BuyReceipt, order: BuyOrder) -> B
     """A swap found mined on a retry: burn its tokens if asked (the first attempt never got there)."""
     if order.disposition != BuyOrderConfig.Disposition.BURN:
         return receipt
+    burn = (ChainTransaction.objects.filter(buy_order_id=order.pk, purpose=ChainTransaction.Purpose.BURN)
+            .exclude(status__in=[ChainTransaction.Status.SEND_FAILED, ChainTransaction.Status.DROPPED])
+            .order_by("-id").first())
+    if burn is not None:  # another actor finishing this order burned already (the ledger signs one)
+        if burn.status == ChainTransaction.Status.MINED:
+            return replace(receipt, burn_tx_hash=burn.tx_hash)
+        return replace(receipt, burn_error=f"its burn {burn.tx_hash} is {burn.get_status_display().lower()}")
     try:
         return replace(receipt, burn_tx_hash=client.burn(receipt.tokens_received, policy=fee_policy(buy_order_config()),
                                                          ledger=DbLedger(buy_order_id=order.pk)))

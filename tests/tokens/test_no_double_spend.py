@@ -119,8 +119,11 @@ def test_a_second_burn_for_one_order_is_refused(config, chain):
 
     again = buy_orders._finish_burn(client, receipt, order)  # a second actor finishing the same order
 
-    assert "burn already" in again.burn_error and again.burn_tx_hash is None
+    assert again.burn_tx_hash == order.burn_tx_hash and again.burn_error is None  # the one burn, found
     assert Tx.objects.filter(purpose="burn").count() == 1
+    assert client.balances().azr == azr_before
+    with pytest.raises(LedgerRefusal, match="burn already"):  # and the ledger's own check behind it
+        client.burn(receipt.tokens_received, ledger=DbLedger(buy_order_id=order.pk))
     assert client.balances().azr == azr_before
 
 
