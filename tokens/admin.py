@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django import forms
 from django.contrib import admin, messages
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
 from django.http import HttpResponseNotAllowed, HttpResponseRedirect
 from django.template.response import TemplateResponse
@@ -209,12 +209,20 @@ class BuyOrderAdmin(SplitOrderAdminMixin, ExportMixin, ReadOnlyAdmin):
         return [path("run/", self.admin_site.admin_view(self.run_view), name="tokens_buyorder_run")] + \
             super().get_urls()
 
+    def has_run_permission(self, request) -> bool:
+        """Spending revenue on chain is adding a buy-order: ``tokens.add_buyorder``, not a view."""
+        return request.user.is_active and request.user.is_staff and request.user.has_perm("tokens.add_buyorder")
+
+    def has_reconcile_permission(self, request) -> bool:
+        """Settling (or failing) pending orders changes them: ``tokens.change_buyorder``."""
+        return request.user.is_active and request.user.is_staff and request.user.has_perm("tokens.change_buyorder")
+
     def run_view(self, request):
         """This period's scheduled buy, now: at most once per period, like the beat task."""
         if request.method != "POST":
             return HttpResponseNotAllowed(["POST"])
-        if not request.user.has_perm("tokens.view_buyorder") or not request.user.is_staff:
-            return HttpResponseRedirect(reverse("admin:index"))
+        if not self.has_run_permission(request):
+            raise PermissionDenied("Running a buy needs the permission to add buy-orders.")
         result = services.buy_order_run_scheduled(executed_by=request.user)
         if result.success:
             self.message_user(request, f"Bought {result.tokens_acquired} AZR for {result.rand_spent} ZAR "
@@ -228,9 +236,10 @@ class BuyOrderAdmin(SplitOrderAdminMixin, ExportMixin, ReadOnlyAdmin):
             request.GET = request.GET.copy()
             del request.GET["preview"]
             extra_context = {**(extra_context or {}), "preview": services.buy_order_preview()}
+        extra_context = {**(extra_context or {}), "can_run": self.has_run_permission(request)}
         return super().changelist_view(request, extra_context)
 
-    @admin.action(description="Reconcile selected pending orders from the chain")
+    @admin.action(description="Reconcile selected pending orders from the chain", permissions=["reconcile"])
     def reconcile(self, request, queryset):
         for order in queryset.filter(status=BuyOrder.Status.PENDING).order_by("id"):
             order = services.buy_order_reconcile(order=order)
@@ -254,6 +263,8 @@ class BuyOrderDashboardAdmin(admin.ModelAdmin):
         return request.user.is_active and request.user.is_staff and request.user.has_perm("tokens.view_buyorder")
 
     def changelist_view(self, request, extra_context=None):
+        if not self.has_view_permission(request):
+            raise PermissionDenied("The buy-back dashboard needs the permission to view buy-orders.")
         context = {
             **self.admin_site.each_context(request),
             "title": "Buy-back dashboard",

@@ -89,3 +89,41 @@ def test_the_dashboard_without_orders(operator_client):
     page = operator_client.get("/admin/tokens/buyorderdashboard/")
 
     assert page.status_code == 200 and b"No completed buy-orders yet" in page.content
+
+
+def staff_with(*codenames: str):
+    from django.contrib.auth.models import Permission
+
+    user = UserFactory(is_staff=True)
+    user.user_permissions.set(Permission.objects.filter(content_type__app_label="tokens", codename__in=codenames))
+    return user
+
+
+def test_a_view_only_operator_cannot_run_a_buy_reconcile_or_see_the_run_button(client, chain):
+    revenue_track(source="other", amount="10000")
+    client.force_login(staff_with("view_buyorder"))
+
+    assert client.post("/admin/tokens/buyorder/run/").status_code == 403
+    assert not BuyOrder.objects.exists()
+    page = client.get("/admin/tokens/buyorder/")
+    assert page.status_code == 200 and "Run this period" not in page.content.decode()
+    form = page.context["action_form"]  # None: no action is theirs
+    assert form is None or "reconcile" not in repr(form.fields["action"].choices)
+    assert client.get("/admin/tokens/buyorderdashboard/").status_code == 200  # viewing is theirs
+
+
+def test_running_a_buy_needs_the_add_permission_and_reconciling_the_change_one(client, chain):
+    revenue_track(source="other", amount="10000")
+    client.force_login(staff_with("view_buyorder", "add_buyorder", "change_buyorder"))
+
+    page = client.get("/admin/tokens/buyorder/")
+    assert "Run this period" in page.content.decode()
+    assert "reconcile" in repr(page.context["action_form"].fields["action"].choices)
+    client.post("/admin/tokens/buyorder/run/")
+    assert BuyOrder.objects.get().status == "completed"
+
+
+def test_the_buy_back_dashboard_needs_the_view_permission(client):
+    client.force_login(staff_with())  # staff, no permission at all
+
+    assert client.get("/admin/tokens/buyorderdashboard/").status_code == 403
