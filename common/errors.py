@@ -8,6 +8,8 @@ that catches `ValidationError` still catches them, and the API maps them to thei
   refund, a second approve of a withdrawal, a payout run already made).
 - `IdempotencyConflict` → 422: an `Idempotency-Key` (or a deposit reference) reused
   with a different body.
+- `SelfDealingError` → 403: an operator acting on their own money (approving or paying
+  their own withdrawal).
 """
 
 from __future__ import annotations
@@ -21,6 +23,10 @@ class ConflictError(ValidationError):
 
 class IdempotencyConflict(ValidationError):
     http_status = 422
+
+
+class SelfDealingError(ValidationError):
+    http_status = 403
 
 
 def field_error(field: str, message: str, *, code: str,

@@ -28,7 +28,7 @@ from django.utils import timezone
 
 from accounts.models import LedgerEntry, User, Wallet, WalletSettings
 from accounts.services import Posting, idempotency_key_clean, wallet_post
-from common.errors import ConflictError, IdempotencyConflict, field_error
+from common.errors import ConflictError, IdempotencyConflict, SelfDealingError, field_error
 from common.locks import lock_rows
 from common.money import CENT, to_money
 from common.text import text_clean
@@ -160,6 +160,13 @@ def _locked(withdrawal: Withdrawal, *, allowed: tuple[str, ...], action: str) ->
     return locked
 
 
+def _not_their_own(withdrawal: Withdrawal, actor: User | None, action: str) -> None:
+    """An operator never approves or pays their own withdrawal: another one must (403)."""
+    if actor is not None and actor.pk == withdrawal.user_id:
+        raise field_error("withdrawal", f"Withdrawal #{withdrawal.pk} is your own: another operator must {action} "
+                                        "it.", code="own_withdrawal", error_class=SelfDealingError)
+
+
 def _credit_back(withdrawal: Withdrawal) -> None:
     wallet_post([Posting(user_id=withdrawal.user_id, wallet=Wallet.PASSIVE, amount=withdrawal.amount,
                          reason=LedgerEntry.Reason.WITHDRAWAL_RETURN, idempotency_key=withdrawal.return_key,
@@ -176,6 +183,7 @@ def _audited(withdrawal: Withdrawal, actor: User | None) -> None:
 
 def withdrawal_approve(*, withdrawal: Withdrawal, approved_by: User | None = None) -> Withdrawal:
     """requested → approved (an operator checked it). ConflictError (409) from any other state."""
+    _not_their_own(withdrawal, approved_by, "approve")
     with transaction.atomic():
         w = _locked(withdrawal, allowed=(Withdrawal.Status.REQUESTED,), action="approved")
         w.status, w.approved_by, w.approved_at = Withdrawal.Status.APPROVED, approved_by, timezone.now()
@@ -197,6 +205,7 @@ def withdrawal_mark_paid(*, withdrawal: Withdrawal, tx_ref: str, paid_by: User |
     if len(tx_ref) > TX_REF_MAX_LENGTH:
         raise field_error("tx_ref", f"The transaction reference is too long ({TX_REF_MAX_LENGTH} characters at most).",
                       code="invalid_tx_ref")
+    _not_their_own(withdrawal, paid_by, "mark paid")
     with transaction.atomic():
         w = _locked(withdrawal, allowed=(Withdrawal.Status.APPROVED,), action="marked paid")
         w.status, w.tx_ref, w.paid_by, w.paid_at = Withdrawal.Status.PAID, tx_ref, paid_by, timezone.now()

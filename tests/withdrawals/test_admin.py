@@ -114,3 +114,13 @@ def test_reject_page_gives_the_money_back(client, operator, queue):
     assert list(Withdrawal.objects.filter(status="rejected").values_list("reason", flat=True)) == [
         "KYC incomplete."] * 2
     assert User.objects.get(pk=alice.pk).balance_passive == Decimal("200")
+
+
+def test_the_queue_refuses_an_operators_own_withdrawal(client, operator):
+    own = withdrawal_request(user=earn(operator, "100"), amount="30", destination=trc20(7))
+
+    act(client, "approve_action", [own])
+
+    text = " ".join(messages_of(client.get(URL)))
+    assert "is your own: another operator must approve it" in text
+    assert Withdrawal.objects.get(pk=own.pk).status == "requested"

@@ -6,7 +6,7 @@ from accounts.models import User
 from tests.factories import UserFactory
 from tests.withdrawals.conftest import earn, trc20
 from withdrawals.models import Withdrawal
-from withdrawals.services import withdrawal_request
+from withdrawals.services import withdrawal_approve, withdrawal_request
 
 pytestmark = pytest.mark.django_db
 
@@ -139,3 +139,20 @@ def test_schema_documents_the_endpoints(tmp_path):
                  "/api/me/transfers/"):
         assert path in text
     assert "'409':" in text and "'422':" in text
+
+
+def test_an_operator_never_approves_or_pays_their_own_withdrawal(member_client):
+    operator = earn(UserFactory(is_staff=True), "100")
+    own = withdrawal_request(user=operator, amount="30", destination=trc20(1))
+    api = member_client(operator)
+
+    refused = api.post(f"/api/withdrawals/{own.pk}/approve/")
+
+    assert refused.status_code == 403 and refused.json()["code"] == "own_withdrawal"
+    own.refresh_from_db()
+    assert own.status == "requested"
+    withdrawal_approve(withdrawal=own, approved_by=UserFactory(is_staff=True))  # another operator may
+    refused = api.post(f"/api/withdrawals/{own.pk}/mark-paid/", {"tx_ref": "0xabc"}, format="json")
+    assert refused.status_code == 403 and refused.json()["code"] == "own_withdrawal"
+    own.refresh_from_db()
+    assert own.status == "approved" and own.tx_ref == ""
