@@ -14,6 +14,7 @@ from accounts.models import LedgerEntry, User, Wallet, WalletSettings
 from accounts.selectors import member_by_email_or_referral_code
 from accounts.services import member_create, wallet_deposit_with_status, wallet_transfer_to_member_with_status
 from common.admin import ReadOnlyAdmin
+from common.api import MAX_OFFSET
 from common.audit import AuditAdmin
 from common.columns import column
 from common.display import money, rate, when
@@ -45,6 +46,10 @@ class MemberTransferForm(forms.Form):
         return receiver
 
 
+# An operator never moves money into or out of his own account: another operator does it.
+SELF_DEALING = "You may not move money into or out of your own account: ask another operator."
+
+
 class MemberCreationForm(forms.ModelForm):
     password = forms.CharField(widget=forms.PasswordInput, required=False,
                                help_text="Leave empty for a member who cannot log in yet.")
@@ -68,8 +73,8 @@ class MemberCreationForm(forms.ModelForm):
         pass
 
 
-ACCESS_FIELDSET = ("Access", {"classes": ("collapse",),
-                               "fields": ("is_staff", "is_superuser", "groups", "user_permissions"),
+ACCESS_FIELDS = ("is_staff", "is_superuser", "groups", "user_permissions")
+ACCESS_FIELDSET = ("Access", {"classes": ("collapse",), "fields": ACCESS_FIELDS,
                                "description": "Back-office access: staff status, groups and permissions."})
 
 
@@ -103,8 +108,21 @@ class UserAdmin(BaseUserAdmin):
 
     def get_fieldsets(self, request, obj=None):
         if obj is None:
-            return super().get_fieldsets(request, obj)
+            if request.user.is_superuser:
+                return self.add_fieldsets
+            # Only a superuser creates back-office logins: the access fields are not on the form,
+            # so a posted is_staff is not read (the form is built from these fields).
+            return tuple((name, {**opts, "fields": tuple(f for f in opts["fields"] if f not in ACCESS_FIELDS)})
+                         for name, opts in self.add_fieldsets)
         return self.fieldsets + ((ACCESS_FIELDSET,) if request.user.is_superuser else ())
+
+    def has_change_permission(self, request, obj=None):
+        """Staff and superuser accounts are changed by superusers only: whoever may edit members
+        must not take over a back-office login (its e-mail, its password — the inherited
+        password page asks this too —, whether it is active)."""
+        if obj is not None and (obj.is_staff or obj.is_superuser) and not request.user.is_superuser:
+            return False
+        return super().has_change_permission(request, obj)
 
     @admin.display(description="name", ordering="last_name")
     def full_name(self, obj):
@@ -143,13 +161,13 @@ class UserAdmin(BaseUserAdmin):
         """One page (at most 200) of a member's direct referrals, as JSON, for the tree's toggles."""
         if not self.has_view_permission(request):
             raise PermissionDenied
-        try:
-            offset = int(request.GET.get("offset", "0"))
-            if offset < 0:
-                raise ValueError
-        except ValueError:
-            return JsonResponse({"offset": [{"message": "A whole number, 0 or more.", "code": "invalid"}]},
-                                status=400)
+        offset = request.GET.get("offset", "0")
+        # ASCII digits only (int() also takes "+1", " 1" and other scripts' digits) and capped, so
+        # a huge number is a 400 here rather than an integer overflow in the database.
+        if not (offset.isascii() and offset.isdigit()) or len(offset) > 12 or int(offset) > MAX_OFFSET:
+            return JsonResponse({"offset": [{"message": f"A whole number from 0 to {MAX_OFFSET:,}.",
+                                             "code": "invalid"}]}, status=400)
+        offset = int(offset)
         if not User.objects.filter(pk=pk).exists():
             return JsonResponse({"detail": "No such member.", "code": "not_found"}, status=404)
         return JsonResponse(genealogy.children(parent_id=pk, offset=offset))
@@ -170,13 +188,17 @@ class UserAdmin(BaseUserAdmin):
         return redirect("admin:accounts_user_deposit", pk=queryset.get().pk)
 
     def deposit_view(self, request, pk):
-        if not request.user.has_perm("accounts.add_ledgerentry") and not request.user.is_superuser:
-            messages.error(request, "You may not deposit.")
-            return redirect("admin:accounts_user_change", pk)
+        """Credits a member's active wallet: `accounts.deposit` (not the stock add permission of
+        ledger entries, which is easy to grant without seeing that it moves money); never into
+        the operator's own account."""
+        if not request.user.has_perm("accounts.deposit"):
+            raise PermissionDenied
         member = get_object_or_404(User, pk=pk, is_system_root=False)
         form = DepositForm(request.POST or None)
         if request.method == "POST" and form.is_valid():
             try:
+                if member.pk == request.user.pk:
+                    raise ValidationError(SELF_DEALING)
                 entry, created = wallet_deposit_with_status(
                     user=member, amount=form.cleaned_data["amount"], reference=form.cleaned_data["reference"],
                     created_by=request.user, description=form.cleaned_data["description"])
@@ -205,15 +227,17 @@ class UserAdmin(BaseUserAdmin):
         return redirect("admin:accounts_user_transfer", pk=queryset.get().pk)
 
     def transfer_view(self, request, pk):
-        """An operator's member → member transfer: the same service as the member's API."""
-        if not request.user.has_perm("accounts.add_ledgerentry") and not request.user.is_superuser:
-            messages.error(request, "You may not make transfers.")
-            return redirect("admin:accounts_user_change", pk)
+        """An operator's member → member transfer: the same service as the member's API. Needs
+        `accounts.transfer_between_members`; never from or to the operator's own account."""
+        if not request.user.has_perm("accounts.transfer_between_members"):
+            raise PermissionDenied
         sender = get_object_or_404(User, pk=pk, is_system_root=False)
         form = MemberTransferForm(request.POST or None)
         if request.method == "POST" and form.is_valid():
             v = form.cleaned_data
             try:
+                if request.user.pk in (sender.pk, v["receiver"].pk):
+                    raise ValidationError(SELF_DEALING)
                 rows, created = wallet_transfer_to_member_with_status(
                     sender=sender, receiver=v["receiver"], amount=v["amount"], wallet=v["wallet"],
                     idempotency_key=f"admin:{v['reference']}", created_by=request.user)
@@ -245,6 +269,9 @@ class WalletSettingsAdmin(AuditAdmin):
     updated = column("updated_at", when, "updated")
 
     def changelist_view(self, request, extra_context=None):
+        # The permission first: a GET by staff who may not see the settings writes nothing.
+        if not self.has_view_or_change_permission(request):
+            raise PermissionDenied
         WalletSettings.load()  # the singleton exists, so the list always has the row to edit
         return super().changelist_view(request, extra_context)
 

@@ -1,7 +1,8 @@
 """What the member page (the member's change page in the admin) shows besides the form: the
 balances, the MLM summary with labels people read, the upline, the first level of the genealogy
 tree, and one paginated table per section — purchases, ledger, bonuses, withdrawals, rank
-history — each with a link to the full list filtered on the member.
+history — each with a link to the full list filtered on the member, and each shown only to an
+operator who may view its model (SECTION_PERMISSIONS).
 
 Everything here reads; nothing writes. The page loads a constant number of queries whatever
 the size of the member's history or network: each section is one count and one page.
@@ -173,14 +174,27 @@ def upline_parts(upline: list[User]) -> dict:
             "upline_tail": upline[-tail:]}
 
 
-def sections(member: User, params, *, may_refund: bool) -> list[Section]:
-    """The five sections; ``params`` is the request's GET (``<section>_page=N``; any hostile value
-    shows the first or last page)."""
-    return [_purchases(member, params.get("purchases_page"), may_refund),
-            _ledger(member, params.get("ledger_page")),
-            _bonuses(member, params.get("bonuses_page")),
-            _withdrawals(member, params.get("withdrawals_page")),
-            _ranks(member, params.get("ranks_page"))]
+# Each section shows the rows of one model: only to operators who may view that model (as the
+# dashboard's PANEL_PERMISSIONS), not to everyone who may view members.
+SECTION_PERMISSIONS = {
+    "purchases": "purchases.view_purchase",
+    "ledger": "accounts.view_ledgerentry",
+    "bonuses": "mlm.view_bonus",
+    "withdrawals": "withdrawals.view_withdrawal",
+    "ranks": "mlm.view_rankhistory",
+}
+
+
+def sections(member: User, params, *, user, may_refund: bool) -> list[Section]:
+    """The sections ``user`` may see, of the five; ``params`` is the request's GET
+    (``<section>_page=N``; any hostile value shows the first or last page)."""
+    build = {"purchases": lambda number: _purchases(member, number, may_refund),
+             "ledger": lambda number: _ledger(member, number),
+             "bonuses": lambda number: _bonuses(member, number),
+             "withdrawals": lambda number: _withdrawals(member, number),
+             "ranks": lambda number: _ranks(member, number)}
+    return [build[key](params.get(f"{key}_page")) for key, perm in SECTION_PERMISSIONS.items()
+            if user.has_perm(perm)]
 
 
 def context(member: User, request) -> dict:
@@ -199,7 +213,7 @@ def context(member: User, request) -> dict:
         "referrals_count": User.objects.filter(sponsor_id=member.pk).count(),
         **upline_parts(genealogy.upline(member)),
         "tree": genealogy.children(parent_id=member.pk),
-        "sections": sections(member, request.GET, may_refund=may_refund),
+        "sections": sections(member, request.GET, user=request.user, may_refund=may_refund),
         "may_refund": may_refund,
         "preview_url": f"{reverse('admin:mlm_purchasepreview_changelist')}?{urlencode({'member': member.email})}",
         "set_rank_url": reverse("admin:mlm_membernetwork_set_rank", args=[member.pk]),

@@ -172,6 +172,10 @@ class LedgerEntry(models.Model):
     class Meta:
         verbose_name_plural = "ledger entries"
         ordering = ["-created_at", "-id"]
+        # The member page's money actions (accounts.admin), each its own grant: the stock
+        # add_ledgerentry is easy to give without seeing that it moves money.
+        permissions = [("deposit", "Can deposit into a member's wallet"),
+                       ("transfer_between_members", "Can transfer between members' wallets")]
         constraints = [
             models.CheckConstraint(condition=~Q(amount=0), name="ledger_amount_nonzero"),
             models.CheckConstraint(condition=Q(balance_after__gte=0), name="ledger_balance_after_gte_0"),
