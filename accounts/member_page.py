@@ -215,6 +215,9 @@ def context(member: User, request) -> dict:
         "tree": genealogy.children(parent_id=member.pk),
         "sections": sections(member, request.GET, user=request.user, may_refund=may_refund),
         "may_refund": may_refund,
+        "may_deposit": request.user.has_perm("accounts.deposit") and request.user.pk != member.pk,
+        "may_transfer": request.user.has_perm("accounts.transfer_between_members") and request.user.pk != member.pk,
+        "may_set_rank": request.user.has_perm("mlm.add_rankhistory"),
         "preview_url": f"{reverse('admin:mlm_purchasepreview_changelist')}?{urlencode({'member': member.email})}",
         "set_rank_url": reverse("admin:mlm_membernetwork_set_rank", args=[member.pk]),
     }

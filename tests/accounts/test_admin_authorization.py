@@ -162,6 +162,8 @@ def test_a_member_viewer_sees_the_profile_but_not_the_sections_he_may_not_view(c
     for key in ("purchases", "ledger", "bonuses", "withdrawals", "ranks"):
         assert f'<section id="{key}"' not in html and f'data-tab="{key}"' not in html
     assert "cash desk 42" not in html
+    for action in ("deposit", "transfer", "set-rank"):  # nor the money actions they could not run
+        assert f'data-action="{action}"' not in html
     viewer.user_permissions.add(Permission.objects.get(codename="view_ledgerentry"))
     html = client.get(url).content.decode()
     assert '<section id="ledger"' in html and "cash desk 42" in html
