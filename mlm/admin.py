@@ -40,6 +40,23 @@ from mlm.models import (
 )
 from purchases.models import Option
 
+# At most this many rows per click of an action that works row by row: a bigger batch is the
+# beat's or the sweeper's work, not one admin request's.
+REPROCESS_MAX_SELECTED = 500
+RECALCULATE_MAX_SELECTED = 200
+
+
+class ActionPermissionMixin:
+    """A POSTed action of this admin that the operator may not run is refused (403). Django
+    leaves such an action out of the menu and, when posted anyway, answers "No action selected"
+    or the plain list: a forged POST would look like a glitch, not a denial."""
+
+    def changelist_view(self, request, extra_context=None):
+        name = request.POST.get("action") if request.method == "POST" else None
+        if name in (self.actions or ()) and name not in self.get_actions(request):
+            raise PermissionDenied
+        return super().changelist_view(request, extra_context)
+
 
 @admin.register(Rank)
 class RankAdmin(AuditAdmin):
@@ -90,10 +107,14 @@ class MonthFilter(admin.SimpleListFilter):
         return [(m.strftime("%Y-%m"), m.strftime("%Y-%m")) for m in months]
 
     def queryset(self, request, queryset):
-        if self.value():
-            year, month = self.value().split("-")
-            return queryset.filter(created_at__year=int(year), created_at__month=int(month))
-        return queryset
+        if not self.value():
+            return queryset
+        try:
+            month = month_parse(self.value())
+        except ValueError as exc:  # a hand-made URL (the filter only offers good months): ignored, said so
+            messages.error(request, f"{exc} The month filter is ignored.")
+            return queryset
+        return queryset.filter(created_at__year=month.year, created_at__month=month.month)
 
 
 @admin.register(Bonus)
@@ -261,7 +282,7 @@ class LoyaltyFilter(admin.SimpleListFilter):
 
 
 @admin.register(MemberNetwork)
-class MemberNetworkAdmin(admin.ModelAdmin):
+class MemberNetworkAdmin(ActionPermissionMixin, admin.ModelAdmin):
     """A member's place in the network: stats, upline, direct referrals with branch volumes.
     Read-only (no Save): ranks are set on their own page, volumes by the recalculate action."""
 
@@ -288,7 +309,8 @@ class MemberNetworkAdmin(admin.ModelAdmin):
         return request.user.has_perm("mlm.add_rankhistory")
 
     def has_recalculate_permission(self, request):
-        return self.has_view_permission(request)
+        # The change permission of this page (whose form is off: it has nothing to save).
+        return request.user.has_perm("mlm.change_membernetwork")
 
     rank = column("mlm_stats__rank__name", str, "rank", empty="start")
     pv = column("mlm_stats__pv", money, "PV", empty=money(0))
@@ -354,7 +376,12 @@ class MemberNetworkAdmin(admin.ModelAdmin):
     @admin.action(description="Recalculate volumes (TV, cap, gap) of the selected members",
                   permissions=["recalculate"])
     def recalculate_volumes(self, request, queryset):
-        ids = list(queryset.values_list("id", flat=True))
+        ids = list(queryset.order_by("id").values_list("id", flat=True)[:RECALCULATE_MAX_SELECTED + 1])
+        if len(ids) > RECALCULATE_MAX_SELECTED:
+            self.message_user(request, f"Select at most {RECALCULATE_MAX_SELECTED} members to recalculate at once "
+                                       "(nothing was recalculated): volumes are kept up to date after each "
+                                       "purchase and refund by the queued recalculation.", messages.ERROR)
+            return
         for user in User.objects.filter(pk__in=ids):
             services.team_volume_recalculate(user=user)
         self.message_user(request, f"Recalculated {len(ids)} member(s).")
@@ -401,7 +428,7 @@ class MemberNetworkAdmin(admin.ModelAdmin):
 
 
 @admin.register(PurchaseProcessing)
-class PurchaseProcessingAdmin(ReadOnlyAdmin):
+class PurchaseProcessingAdmin(ActionPermissionMixin, ReadOnlyAdmin):
     list_display = ("id", "created", "user", "kind", "price_col", "processed")
 
     created = column("created_at", when, "date")
@@ -420,11 +447,26 @@ class PurchaseProcessingAdmin(ReadOnlyAdmin):
     def processed(self, obj):
         return hasattr(obj, "mlm_processed")
 
-    @admin.action(description="Process the selected purchases (idempotent: done ones stay as they are)")
+    def has_reprocess_permission(self, request):
+        return request.user.has_perm("mlm.reprocess_purchase")
+
+    @admin.action(description="Process the selected purchases (idempotent: done ones stay as they are)",
+                  permissions=["reprocess"])
     def reprocess(self, request, queryset):
-        done = sum(services.purchase_process(purchase_id=pk).processed
-                   for pk in queryset.values_list("id", flat=True))
-        self.message_user(request, f"Processed {done} purchase(s); the others were already processed.")
+        """The selection, with the purchases still pending before it, in id order and in batches:
+        what the purchase's own task does (`purchase_process_pending`), so a purchase is never
+        processed ahead of an earlier one and the bonuses are the same whoever processes them."""
+        ids = list(queryset.order_by("id").values_list("id", flat=True)[:REPROCESS_MAX_SELECTED + 1])
+        if len(ids) > REPROCESS_MAX_SELECTED:
+            self.message_user(request, f"Select at most {REPROCESS_MAX_SELECTED} purchases to process at once "
+                                       "(nothing was processed): the sweeper processes the pending ones every few "
+                                       "minutes.", messages.ERROR)
+            return
+        earlier = set(services.purchases_pending(up_to=ids[-1])) - set(ids) if ids else set()
+        done = services.purchase_process_many(purchase_ids=[*ids, *earlier])
+        also = f", with {len(earlier)} earlier pending one(s) processed first to keep the id order" if earlier \
+            else ""
+        self.message_user(request, f"Processed {done} purchase(s){also}; the others were already processed.")
 
 
 @admin.register(ProcessedRefund)
@@ -468,7 +510,8 @@ class PurchasePreviewForm(forms.Form):
     def clean_member(self):
         text = self.cleaned_data["member"].strip()
         users = User.objects.filter(is_system_root=False)
-        user = users.filter(pk=int(text)).first() if text.isdigit() else users.filter(email__iexact=text).first()
+        is_id = text.isascii() and text.isdigit()  # str.isdigit() also takes "²" (int() fails) and "١٢"
+        user = users.filter(pk=int(text)).first() if is_id else users.filter(email__iexact=text).first()
         if user is None:
             raise forms.ValidationError(f"No member {text!r}.", code="unknown_member")
         return user

@@ -395,6 +395,9 @@ class PurchaseProcessing(Purchase):
         proxy = True
         verbose_name = "purchase processing"
         verbose_name_plural = "purchase processing"
+        # The admin's "Process the selected purchases" creates and pays bonuses: its own
+        # permission, not the view permission of this (read-only) list.
+        permissions = [("reprocess_purchase", "Can process selected purchases by hand")]
 
 
 class PurchasePreview(Purchase):
