@@ -1,6 +1,7 @@
 """Admin building blocks shared by the apps."""
 
 from django.contrib import admin
+from django.core.exceptions import PermissionDenied
 from django.db import models
 from django.utils.html import format_html
 
@@ -113,6 +114,18 @@ class ReadOnlyInline(NoWritesMixin, admin.TabularInline):
 
     def get_readonly_fields(self, request, obj=None):
         return self.fields
+
+
+class ActionPermissionMixin:
+    """A POSTed action of this admin that the operator may not run is refused (403). Django
+    leaves such an action out of the menu and, when posted anyway, answers "No action selected"
+    or the plain list: a forged POST would look like a glitch, not a denial."""
+
+    def changelist_view(self, request, extra_context=None):
+        name = request.POST.get("action") if request.method == "POST" else None
+        if name in (self.actions or ()) and name not in self.get_actions(request):
+            raise PermissionDenied
+        return super().changelist_view(request, extra_context)
 
 
 # --- API tokens: never shown whole ----------------------------------------------------------

@@ -15,7 +15,7 @@ from django.utils.http import urlencode
 
 from accounts.genealogy import upline
 from accounts.models import User
-from common.admin import ReadOnlyAdmin
+from common.admin import ActionPermissionMixin, ReadOnlyAdmin
 from common.audit import AuditAdmin
 from common.columns import column, value_at
 from common.display import money, rate, when
@@ -44,18 +44,6 @@ from purchases.models import Option
 # beat's or the sweeper's work, not one admin request's.
 REPROCESS_MAX_SELECTED = 500
 RECALCULATE_MAX_SELECTED = 200
-
-
-class ActionPermissionMixin:
-    """A POSTed action of this admin that the operator may not run is refused (403). Django
-    leaves such an action out of the menu and, when posted anyway, answers "No action selected"
-    or the plain list: a forged POST would look like a glitch, not a denial."""
-
-    def changelist_view(self, request, extra_context=None):
-        name = request.POST.get("action") if request.method == "POST" else None
-        if name in (self.actions or ()) and name not in self.get_actions(request):
-            raise PermissionDenied
-        return super().changelist_view(request, extra_context)
 
 
 @admin.register(Rank)

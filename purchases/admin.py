@@ -6,7 +6,7 @@ from django.urls import path, reverse
 from django.utils.html import format_html
 
 from common import display
-from common.admin import ReadOnlyAdmin, next_url, num
+from common.admin import ActionPermissionMixin, ReadOnlyAdmin, next_url, num
 from common.columns import column
 from common.exports import MONEY, ExportMixin
 from purchases.models import Option, Project, Purchase, Refund
@@ -72,7 +72,7 @@ class RefundForm(forms.Form):
 
 
 @admin.register(Purchase)
-class PurchaseAdmin(ExportMixin, ReadOnlyAdmin):
+class PurchaseAdmin(ActionPermissionMixin, ExportMixin, ReadOnlyAdmin):
     export_fields = [("ID", "id"), ("Created (UTC)", "created_at"), ("Member", "user__email"),
                      ("Project", "project__name"), ("Option", "option__name"), ("Kind", "kind"), ("Packs", "packs"),
                      ("Shares", "shares"), ("Price (USD)", "price", MONEY), ("Refunded (UTC)", "refunded_at")]

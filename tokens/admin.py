@@ -12,7 +12,7 @@ from django.urls import path, reverse
 from django.utils.functional import cached_property
 
 from common import display
-from common.admin import FormattedReadOnlyMixin, ReadOnlyAdmin, ReadOnlyInline, num
+from common.admin import ActionPermissionMixin, FormattedReadOnlyMixin, ReadOnlyAdmin, ReadOnlyInline, num
 from common.audit import AuditAdmin
 from common.columns import column
 from common.exports import MONEY, ExportMixin
@@ -169,7 +169,7 @@ class BuyOrderPaginator(Paginator):
 
 
 @admin.register(BuyOrder)
-class BuyOrderAdmin(SplitOrderAdminMixin, ExportMixin, ReadOnlyAdmin):
+class BuyOrderAdmin(ActionPermissionMixin, SplitOrderAdminMixin, ExportMixin, ReadOnlyAdmin):
     export_fields = [("ID", "id"), ("Created (UTC)", "created_at"), ("Status", "status"), ("Trigger", "trigger"),
                      ("Period", "period_key"), ("Amount (ZAR)", "amount", MONEY),
                      ("Quoted price (ZAR/AZR)", "quoted_price"),

@@ -15,7 +15,7 @@ from django.shortcuts import render
 from django.utils import timezone
 
 from common import display
-from common.admin import FormattedReadOnlyMixin, ReadOnlyInline
+from common.admin import ActionPermissionMixin, FormattedReadOnlyMixin, ReadOnlyInline
 from common.audit import AuditAdmin
 from common.columns import column
 from common.exports import MONEY, ExportMixin
@@ -73,7 +73,7 @@ class RejectForm(forms.Form):
 
 
 @admin.register(Withdrawal)
-class WithdrawalAdmin(ExportMixin, FormattedReadOnlyMixin, AuditAdmin):
+class WithdrawalAdmin(ActionPermissionMixin, ExportMixin, FormattedReadOnlyMixin, AuditAdmin):
     export_fields = [("ID", "id"), ("Created (UTC)", "created_at"), ("Member", "user__email"), ("Method", "method"),
                      ("Destination", "destination"), ("Amount (USD)", "amount", MONEY), ("Fee (USD)", "fee", MONEY),
                      ("Net (USD)", "net_amount", MONEY), ("Status", "status"), ("Transaction ref", "tx_ref"),

@@ -109,6 +109,9 @@ def test_a_view_only_operator_cannot_run_a_buy_reconcile_or_see_the_run_button(c
     assert page.status_code == 200 and "Run this period" not in page.content.decode()
     form = page.context["action_form"]  # None: no action is theirs
     assert form is None or "reconcile" not in repr(form.fields["action"].choices)
+    forged = client.post("/admin/tokens/buyorder/", {"action": "reconcile", "select_across": "1", "index": "0",
+                                                     "_selected_action": []})
+    assert forged.status_code == 403
     assert client.get("/admin/tokens/buyorderdashboard/").status_code == 200  # viewing is theirs
 
 
