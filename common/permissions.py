@@ -1,4 +1,5 @@
-"""API-key permission for service endpoints (payment and revenue services).
+"""API permissions: the API key of service endpoints (payment and revenue services), and the
+staff endpoints' Django permissions (`staff_with`).
 
 Like `rest_framework_api_key`'s `HasAPIKey`, with two differences: a refusal says what is
 needed (`Authorization: Api-Key <key>`, code `api_key_required`), and the key that passed
@@ -8,6 +9,7 @@ per key without checking the key a second time.
 
 from __future__ import annotations
 
+from rest_framework.permissions import SAFE_METHODS, IsAdminUser
 from rest_framework_api_key.models import APIKey
 from rest_framework_api_key.permissions import BaseHasAPIKey
 
@@ -47,3 +49,25 @@ class HasAPIKey(BaseHasAPIKey):
             return False
         request.api_key = api_key
         return True
+
+
+class StaffPermission(IsAdminUser):
+    """Staff holding the Django permission the back-office asks for the same action: ``read`` for
+    GET/HEAD/OPTIONS, ``write`` for the rest (``None``: staff is enough). The API and the admin
+    share one permission model, so what a view-only operator cannot do in the admin they cannot
+    do over the API either."""
+
+    read: str | None = None
+    write: str | None = None
+    message = "Staff only, with the permission this action needs."
+
+    def has_permission(self, request, view) -> bool:
+        if not super().has_permission(request, view):
+            return False
+        needed = self.read if request.method in SAFE_METHODS else self.write
+        return needed is None or request.user.has_perm(needed)
+
+
+def staff_with(*, read: str | None = None, write: str | None = None) -> type[StaffPermission]:
+    """A :class:`StaffPermission` needing ``read`` to read and ``write`` to write."""
+    return type("StaffWith", (StaffPermission,), {"read": read, "write": write})

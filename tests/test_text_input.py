@@ -80,7 +80,7 @@ def test_revenue_and_withdrawal_texts_refuse_control_characters(service, member_
                                    format="json")
     assert r.status_code == 400 and r.json()["codes"] == {"destination": ["invalid_characters"]}
     w = withdrawal_request(user=member, amount="20", destination=trc20(1))
-    staff = member_client(UserFactory(is_staff=True))
+    staff = member_client(UserFactory(is_staff=True, is_superuser=True))
     r = staff.post(f"/api/withdrawals/{w.pk}/reject/", {"reason": "no\x00"}, format="json")
     assert r.status_code == 400 and r.json()["codes"] == {"reason": ["invalid_characters"]}
     r = staff.post(f"/api/withdrawals/{w.pk}/approve/", format="json")

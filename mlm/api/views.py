@@ -8,6 +8,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from common.errors import ConflictError
+from common.permissions import staff_with
 from mlm import selectors, services
 from mlm.api.serializers import (
     BonusFilterIn,
@@ -105,7 +106,7 @@ ERROR = {"type": "object", "properties": {"message": {"type": "string"}, "code":
 
 
 class PayoutRunListView(ListAPIView):
-    permission_classes = [IsAdminUser]
+    permission_classes = [staff_with(read="mlm.view_payoutrun")]
     serializer_class = PayoutRunOut
 
     def get_queryset(self):
@@ -117,7 +118,7 @@ class PayoutRunListView(ListAPIView):
 
 
 class PayoutPreviewView(APIView):
-    permission_classes = [IsAdminUser]
+    permission_classes = [staff_with(read="mlm.view_payoutrun")]
 
     @extend_schema(tags=["payouts"], summary="What the payout run of a month would pay (changes nothing)",
                    parameters=[PayoutMonthIn], responses={200: PayoutPreviewOut, 400: ERROR})
@@ -128,7 +129,7 @@ class PayoutPreviewView(APIView):
 
 
 class PayoutRunView(APIView):
-    permission_classes = [IsAdminUser]
+    permission_classes = [staff_with(write="mlm.add_payoutrun")]
 
     @extend_schema(tags=["payouts"], summary="Pay a month's held bonuses now (once per month)",
                    request=PayoutMonthIn,

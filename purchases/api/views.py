@@ -2,11 +2,11 @@ from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import status
 from rest_framework.generics import ListAPIView, RetrieveAPIView
-from rest_framework.permissions import IsAdminUser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from common.api import ApiErrorSerializer
+from common.permissions import staff_with
 from purchases.api import serializers as s
 from purchases.models import Purchase
 from purchases.selectors import projects_for_sale, purchases_for, refund_preview
@@ -71,7 +71,7 @@ class PurchaseDetailView(RetrieveAPIView):
 class PurchaseRefundView(APIView):
     """Staff: refund any member's purchase (money-lifecycle §2)."""
 
-    permission_classes = [IsAdminUser]
+    permission_classes = [staff_with(write="purchases.add_refund")]
 
     @extend_schema(
         request=s.RefundInputSerializer,

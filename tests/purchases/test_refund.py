@@ -94,7 +94,7 @@ def test_refusals_write_nothing(refunded_signals, django_capture_on_commit_callb
 
 @pytest.fixture
 def staff_client(member_client):
-    return member_client(UserFactory(email="staff-refunds@example.com", is_staff=True))
+    return member_client(UserFactory(email="staff-refunds@example.com", is_staff=True, is_superuser=True))
 
 
 @pytest.fixture

@@ -24,7 +24,7 @@ def service_client(api_client):
 
 @pytest.fixture
 def staff_client(api_client):
-    api_client.force_authenticate(UserFactory(is_staff=True))
+    api_client.force_authenticate(UserFactory(is_staff=True, is_superuser=True))
     return api_client
 
 

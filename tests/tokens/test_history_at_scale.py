@@ -200,7 +200,7 @@ def test_a_cursor_round_trips():
 
 @pytest.fixture
 def staff_client(api_client):
-    api_client.force_authenticate(UserFactory(is_staff=True))
+    api_client.force_authenticate(UserFactory(is_staff=True, is_superuser=True))
     return api_client
 
 

@@ -25,7 +25,7 @@ def operator_client(client):
 
 @pytest.fixture
 def staff_client(api_client):
-    api_client.force_authenticate(UserFactory(is_staff=True))
+    api_client.force_authenticate(UserFactory(is_staff=True, is_superuser=True))
     return api_client
 
 

@@ -187,7 +187,7 @@ def test_an_operator_price_is_a_limit_never_a_looser_minimum_than_the_twap(chain
 
 def test_the_api_answers_400_for_an_operator_price_far_from_the_twap(chain, api_client):
     revenue_track(source="other", amount="10000")
-    api_client.force_authenticate(UserFactory(is_staff=True))
+    api_client.force_authenticate(UserFactory(is_staff=True, is_superuser=True))
     quote = buy_order_preview()["price_per_token"]
 
     response = api_client.post("/api/tokens/buy-orders/execute/", {"price_per_token": str(quote * 2)}, format="json")

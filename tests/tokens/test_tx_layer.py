@@ -149,7 +149,7 @@ def test_fee_settings_are_validated_and_audited(config):
 def test_fee_settings_over_the_api(config, api_client):
     from tests.factories import UserFactory
 
-    api_client.force_authenticate(UserFactory(is_staff=True))
+    api_client.force_authenticate(UserFactory(is_staff=True, is_superuser=True))
     for body in ({"max_fee_per_gas": "abc"}, {"max_fee_per_gas": "-1"}, {"tx_deadline_seconds": "1.5"},
                  {"replace_after_seconds": 5}, {"priority_fee_per_gas": "500", "max_fee_per_gas": "20"}):
         bad = api_client.patch("/api/tokens/settings/", body, format="json")

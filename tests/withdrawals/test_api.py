@@ -20,7 +20,7 @@ def member():
 
 @pytest.fixture
 def staff(member_client):
-    return member_client(UserFactory(is_staff=True))
+    return member_client(UserFactory(is_staff=True, is_superuser=True))
 
 
 def passive(user) -> Decimal:
@@ -142,7 +142,7 @@ def test_schema_documents_the_endpoints(tmp_path):
 
 
 def test_an_operator_never_approves_or_pays_their_own_withdrawal(member_client):
-    operator = earn(UserFactory(is_staff=True), "100")
+    operator = earn(UserFactory(is_staff=True, is_superuser=True), "100")
     own = withdrawal_request(user=operator, amount="30", destination=trc20(1))
     api = member_client(operator)
 

@@ -3,12 +3,11 @@ for staff. Thin: validate, call a service or selector, shape the output."""
 
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import status
-from rest_framework.permissions import IsAdminUser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from common.api import ApiErrorSerializer
-from common.permissions import HasAPIKey
+from common.permissions import HasAPIKey, staff_with
 from tokens import selectors, services
 from tokens.api import serializers as s
 
@@ -39,10 +38,14 @@ class RevenueView(APIView):
 
 
 class StaffView(APIView):
-    permission_classes = [IsAdminUser]
+    """Staff who may view buy-orders (as in the admin)."""
+
+    permission_classes = [staff_with(read="tokens.view_buyorder")]
 
 
 class SettingsView(StaffView):
+    permission_classes = [staff_with(read="tokens.view_buyorderconfig", write="tokens.change_buyorderconfig")]
+
     @extend_schema(responses={200: s.ConfigSerializer, 403: ERRORS[403]}, tags=["buy-orders"],
                    summary="The buy-order settings")
     def get(self, request):
@@ -104,6 +107,7 @@ REFUSALS = {"disabled", "below_minimum", "already_ran",
 
 
 class ExecuteView(StaffView):
+    permission_classes = [staff_with(write="tokens.add_buyorder")]  # spends revenue: as the admin's "Run"
     @extend_schema(request=s.ExecuteInputSerializer,
                    responses={200: s.ExecuteResultSerializer, 400: ERRORS[400], 403: ERRORS[403],
                               409: OpenApiResponse(s.ExecuteErrorSerializer, description="Refused: nothing bought."),

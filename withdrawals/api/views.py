@@ -5,11 +5,11 @@ from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import status
 from rest_framework.generics import ListAPIView, RetrieveAPIView
-from rest_framework.permissions import IsAdminUser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from common.api import ApiErrorSerializer
+from common.permissions import staff_with
 from withdrawals import selectors, services
 from withdrawals.api import serializers as s
 
@@ -80,11 +80,13 @@ class MyWithdrawalCancelView(APIView):
 
 
 class StaffView(APIView):
-    permission_classes = [IsAdminUser]
+    """Approve, reject, mark paid: what the admin's queue asks for them."""
+
+    permission_classes = [staff_with(write="withdrawals.change_withdrawal")]
 
 
 class StaffWithdrawalListView(ListAPIView):
-    permission_classes = [IsAdminUser]
+    permission_classes = [staff_with(read="withdrawals.view_withdrawal")]
     serializer_class = s.StaffWithdrawalSerializer
 
     @extend_schema(parameters=[s.StaffFilterSerializer], tags=["withdrawals (staff)"],
