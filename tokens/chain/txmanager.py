@@ -174,7 +174,7 @@ class DbLedger:
 
     def not_received(self, tx: SignedTx) -> None:
         """``send_failed``, marked :data:`NOT_RECEIVED`: the nonce may be taken again, but a swap of
-        the same order only at that nonce (:meth:`_refuse_unwanted`)."""
+        the same order only at that nonce (:meth:`_refuse_another_nonce`)."""
         self.send_failed(tx, NOT_RECEIVED)
 
     def mined(self, tx_hash: str, *, status: int, block_number: int) -> None:
@@ -288,13 +288,13 @@ def swap_outcome(client: ChainClient, order: BuyOrder, *, config: BuyOrderConfig
     return SwapOutcome("unknown", last_signed_at=last_signed_at)
 
 
-def past_its_deadline(client: ChainClient, row: Tx, *, margin: int = 0) -> bool:
-    """Whether ``row`` is a swap whose deadline the wall clock has passed (by ``margin``
-    seconds): mined now, it could only revert ``EXPIRED``."""
+def past_its_deadline(client: ChainClient, row: Tx) -> bool:
+    """Whether ``row`` is a swap whose deadline the wall clock has passed: mined now, it could
+    only revert ``EXPIRED``."""
     if row.purpose != Tx.Purpose.SWAP:
         return False
     deadline = client.swap_deadline(row.data)
-    return deadline is not None and runtime.wall_clock() > deadline + margin
+    return deadline is not None and runtime.wall_clock() > deadline
 
 
 def swaps_past_their_deadline(client: ChainClient, order: BuyOrder, *, margin: int) -> bool | None:
