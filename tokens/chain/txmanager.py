@@ -319,19 +319,26 @@ def _not_ours(client: ChainClient, row: Tx) -> str | None:
     return None
 
 
-def _cancel(client: ChainClient, row: Tx, config: BuyOrderConfig) -> tuple[Done, str]:
-    """Take ``row``'s nonce with a zero-value transfer (a swap past its deadline: mined, it could
-    only revert at its full gas; the cancellation costs 21,000 and fills the nonce)."""
+def _resign(client: ChainClient, row: Tx, config: BuyOrderConfig, *, cancel: bool, why: str,
+            on_signed: Callable[[str], None] | None = None) -> tuple[Done, str]:
+    """``row`` signed again on its nonce at bumped fees (within the cap), by this client's key
+    only: as itself, or -- ``cancel`` -- as a zero-value transfer that only takes the nonce (a
+    swap past its deadline: mined, it could only revert at its full gas; the cancellation costs
+    21,000). A fee above the cap is noted on the row, which waits."""
     if reason := _not_ours(client, row):
         return "waiting", reason
+    done: Done = "cancelled" if cancel else "replaced"
     try:
-        new = client.cancel(signed_tx(row), policy=fee_policy(config), ledger=DbLedger())
+        if cancel:
+            new = client.cancel(signed_tx(row), policy=fee_policy(config), ledger=DbLedger())
+        else:
+            new = client.replace(signed_tx(row), policy=fee_policy(config), ledger=DbLedger(), on_signed=on_signed)
     except ChainFeeAboveCapError as exc:
         Tx.objects.filter(pk=row.pk).update(error=str(exc))
-        return "waiting", f"{row.tx_hash} past its deadline, not cancelled: {exc}"
+        return "waiting", f"{row.tx_hash} {why}, not {done}: {exc}"
     except ChainTransportError as exc:
-        return "waiting", f"{row.tx_hash} past its deadline, its cancellation was refused: {exc}"
-    return "cancelled", f"{row.tx_hash} past its deadline: cancelled by {new.tx_hash}"
+        return "waiting", f"{row.tx_hash} {why}, refused by the node: {exc}"
+    return done, f"{row.tx_hash} {why}: {done} by {new.tx_hash}"
 
 
 def _replace_if_stuck(client: ChainClient, row: Tx, config: BuyOrderConfig,
@@ -342,17 +349,8 @@ def _replace_if_stuck(client: ChainClient, row: Tx, config: BuyOrderConfig,
     if since > timezone.now() - timedelta(seconds=config.replace_after_seconds):
         return "waiting", f"{row.tx_hash} pending since {since:%H:%M:%S}"
     if past_its_deadline(client, row):
-        return _cancel(client, row, config)
-    if reason := _not_ours(client, row):
-        return "waiting", reason
-    try:
-        new = client.replace(signed_tx(row), policy=fee_policy(config), ledger=DbLedger(), on_signed=on_signed)
-    except ChainFeeAboveCapError as exc:
-        Tx.objects.filter(pk=row.pk).update(error=str(exc))
-        return "waiting", f"{row.tx_hash} stuck, not replaced: {exc}"
-    except ChainTransportError as exc:
-        return "waiting", f"{row.tx_hash} stuck, its replacement was refused: {exc}"
-    return "replaced", f"{row.tx_hash} replaced by {new.tx_hash}"
+        return _resign(client, row, config, cancel=True, why="past its deadline")
+    return _resign(client, row, config, cancel=False, why="stuck", on_signed=on_signed)
 
 
 def _send_again(client: ChainClient, row: Tx, config: BuyOrderConfig) -> tuple[Done, str]:
@@ -361,15 +359,9 @@ def _send_again(client: ChainClient, row: Tx, config: BuyOrderConfig) -> tuple[D
     reorganised block) is replaced with bumped fees; one never confirmed sent goes out as its
     stored bytes."""
     if past_its_deadline(client, row):
-        return _cancel(client, row, config)
-    if reason := _not_ours(client, row):
-        return "waiting", reason
+        return _resign(client, row, config, cancel=True, why="past its deadline")
     if row.status == Tx.Status.SENT:
-        try:
-            new = client.replace(signed_tx(row), policy=fee_policy(config), ledger=DbLedger())
-        except (ChainFeeAboveCapError, ChainTransportError) as exc:
-            return "waiting", f"{row.tx_hash} lost by the node, not replaced: {exc}"
-        return "replaced", f"{row.tx_hash} lost by the node: replaced by {new.tx_hash}"
+        return _resign(client, row, config, cancel=False, why="lost by the node")
     try:
         client.rebroadcast(bytes(HexBytes(row.raw_transaction)), row.tx_hash)
     except ChainTransportError as exc:
