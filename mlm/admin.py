@@ -46,6 +46,16 @@ REPROCESS_MAX_SELECTED = 500
 RECALCULATE_MAX_SELECTED = 200
 
 
+def capped_selection(model_admin, request, queryset, cap: int, refusal: str) -> list[int] | None:
+    """The ids of an action's selection in id order, or ``None`` (``refusal`` shown, nothing done)
+    when it holds more than ``cap``: an action does one request's worth of work."""
+    ids = list(queryset.order_by("id").values_list("id", flat=True)[:cap + 1])
+    if len(ids) > cap:
+        model_admin.message_user(request, refusal, messages.ERROR)
+        return None
+    return ids
+
+
 @admin.register(Rank)
 class RankAdmin(AuditAdmin):
     list_display = ("position", "code", "name", "rate_col", "pv_col", "tv_col", "partners_required")
@@ -364,11 +374,11 @@ class MemberNetworkAdmin(ActionPermissionMixin, admin.ModelAdmin):
     @admin.action(description="Recalculate volumes (TV, cap, gap) of the selected members",
                   permissions=["recalculate"])
     def recalculate_volumes(self, request, queryset):
-        ids = list(queryset.order_by("id").values_list("id", flat=True)[:RECALCULATE_MAX_SELECTED + 1])
-        if len(ids) > RECALCULATE_MAX_SELECTED:
-            self.message_user(request, f"Select at most {RECALCULATE_MAX_SELECTED} members to recalculate at once "
-                                       "(nothing was recalculated): volumes are kept up to date after each "
-                                       "purchase and refund by the queued recalculation.", messages.ERROR)
+        ids = capped_selection(self, request, queryset, RECALCULATE_MAX_SELECTED,
+                               f"Select at most {RECALCULATE_MAX_SELECTED} members to recalculate at once (nothing "
+                               "was recalculated): volumes are kept up to date after each purchase and refund by "
+                               "the queued recalculation.")
+        if ids is None:
             return
         for user in User.objects.filter(pk__in=ids):
             services.team_volume_recalculate(user=user)
@@ -444,11 +454,10 @@ class PurchaseProcessingAdmin(ActionPermissionMixin, ReadOnlyAdmin):
         """The selection, with the purchases still pending before it, in id order and in batches:
         what the purchase's own task does (`purchase_process_pending`), so a purchase is never
         processed ahead of an earlier one and the bonuses are the same whoever processes them."""
-        ids = list(queryset.order_by("id").values_list("id", flat=True)[:REPROCESS_MAX_SELECTED + 1])
-        if len(ids) > REPROCESS_MAX_SELECTED:
-            self.message_user(request, f"Select at most {REPROCESS_MAX_SELECTED} purchases to process at once "
-                                       "(nothing was processed): the sweeper processes the pending ones every few "
-                                       "minutes.", messages.ERROR)
+        ids = capped_selection(self, request, queryset, REPROCESS_MAX_SELECTED,
+                               f"Select at most {REPROCESS_MAX_SELECTED} purchases to process at once (nothing was "
+                               "processed): the sweeper processes the pending ones every few minutes.")
+        if ids is None:
             return
         earlier = set(services.purchases_pending(up_to=ids[-1])) - set(ids) if ids else set()
         done = services.purchase_process_many(purchase_ids=[*ids, *earlier])
