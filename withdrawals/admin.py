@@ -117,13 +117,19 @@ class WithdrawalAdmin(ActionPermissionMixin, ExportMixin, FormattedReadOnlyMixin
     def has_change_permission(self, request, obj=None):
         return obj is None and super().has_change_permission(request)
 
+    def has_approve_permission(self, request) -> bool:
+        return request.user.has_perm("withdrawals.approve_withdrawal")
+
+    def has_pay_permission(self, request) -> bool:
+        return request.user.has_perm("withdrawals.pay_withdrawal")
+
     def _report(self, request, done: int, verb: str, errors: list[str]) -> None:
         if done:
             self.message_user(request, f"{done} withdrawal(s) {verb}.", messages.SUCCESS)
         for error in errors:
             self.message_user(request, error, messages.ERROR)
 
-    @admin.action(description="Approve the selected withdrawals", permissions=["change"])
+    @admin.action(description="Approve the selected withdrawals", permissions=["approve"])
     def approve_action(self, request, queryset):
         done, errors = 0, []
         for w in queryset.order_by("id"):
@@ -157,7 +163,7 @@ class WithdrawalAdmin(ActionPermissionMixin, ExportMixin, FormattedReadOnlyMixin
                    "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME}
         return render(request, template, context)
 
-    @admin.action(description="Mark paid… (enter the transaction references)", permissions=["change"])
+    @admin.action(description="Mark paid… (enter the transaction references)", permissions=["pay"])
     def mark_paid_action(self, request, queryset):
         approved = list(queryset.filter(status=Withdrawal.Status.APPROVED).select_related("user").order_by("id"))
         if not approved:

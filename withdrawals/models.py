@@ -86,6 +86,10 @@ class Withdrawal(models.Model):
         ]
         indexes = [models.Index(fields=["status", "created_at"], name="withdrawal_status_idx"),
                    models.Index(fields=["user", "-created_at"], name="withdrawal_user_idx")]
+        # The two steps that send money out, each its own permission: a firm can give them to
+        # two groups, so that no one operator both checks and pays a request.
+        permissions = [("approve_withdrawal", "Can approve withdrawals"),
+                       ("pay_withdrawal", "Can mark withdrawals paid")]
 
     def __str__(self) -> str:
         return f"Withdrawal #{self.pk} {money(self.amount, 'USD')} ({self.get_status_display()})"

@@ -124,3 +124,28 @@ def test_the_queue_refuses_an_operators_own_withdrawal(client, operator):
     text = " ".join(messages_of(client.get(URL)))
     assert "is your own: another operator must approve it" in text
     assert Withdrawal.objects.get(pk=own.pk).status == "requested"
+
+
+def test_approving_and_paying_are_two_permissions(client, queue):
+    from django.contrib.auth.models import Permission
+
+    def operator_with(*codenames):
+        user = UserFactory(is_staff=True)
+        user.user_permissions.set(Permission.objects.filter(content_type__app_label="withdrawals",
+                                                            codename__in=("view_withdrawal", *codenames)))
+        client.force_login(user)
+        return user
+
+    operator_with("change_withdrawal")  # the queue's other actions, not the two steps
+    assert act(client, "approve_action", queue[:1]).status_code == 403
+    assert Withdrawal.objects.get(pk=queue[0].pk).status == "requested"
+
+    checker = operator_with("approve_withdrawal")
+    act(client, "approve_action", queue[:1])
+    assert Withdrawal.objects.get(pk=queue[0].pk).approved_by == checker
+    assert act(client, "mark_paid_action", queue[:1], apply="1",
+               **{f"ref_{queue[0].pk}": "0xabc"}).status_code == 403  # the checker does not pay
+
+    operator_with("pay_withdrawal")
+    page = act(client, "mark_paid_action", queue[:1])
+    assert page.status_code == 200 and "Mark withdrawals paid" in page.content.decode()

@@ -80,7 +80,7 @@ class MyWithdrawalCancelView(APIView):
 
 
 class StaffView(APIView):
-    """Approve, reject, mark paid: what the admin's queue asks for them."""
+    """Approve, reject, mark paid: what the admin's queue asks for each."""
 
     permission_classes = [staff_with(write="withdrawals.change_withdrawal")]
 
@@ -106,6 +106,8 @@ def _staff_responses():
 
 
 class StaffApproveView(StaffView):
+    permission_classes = [staff_with(write="withdrawals.approve_withdrawal")]
+
     @extend_schema(request=None, responses=_staff_responses(), tags=["withdrawals (staff)"],
                    summary="Approve a requested withdrawal")
     def post(self, request, id):
@@ -127,6 +129,8 @@ class StaffRejectView(StaffView):
 
 
 class StaffMarkPaidView(StaffView):
+    permission_classes = [staff_with(write="withdrawals.pay_withdrawal")]
+
     @extend_schema(request=s.MarkPaidInputSerializer, responses=_staff_responses(), tags=["withdrawals (staff)"],
                    summary="Mark an approved withdrawal paid, with the transaction reference")
     def post(self, request, id):
