@@ -33,42 +33,45 @@ CONFIG_FIELDS = ("revenue_percentage", "execution_schedule", "timezone", "min_bu
                  "max_slippage", "disposition", "enabled", "max_price_deviation", "twap_window_seconds",
                  "max_price_impact") + TX_CONFIG_FIELDS
 TWAP_WINDOW_RANGE = (60, 86400)  # one minute (the observation tick) .. one day
+RATE_QUANTUM = Decimal("0.0001")  # the rate settings' 4 decimal places
+
+
+def _fraction(field: str, value, *, label: str, in_range, range_text: str, places_hint: str = "") -> Decimal:
+    """A rate setting: a decimal fraction ``in_range``, at most 4 decimal places."""
+    value = to_decimal(value, field=field)
+    if not in_range(value):
+        raise field_error(field, f"The {label} is a fraction: {range_text}.", code="out_of_range")
+    if value != value.quantize(RATE_QUANTUM, rounding=ROUND_DOWN):
+        raise field_error(field, f"The {label} has at most 4 decimal places{places_hint}.", code="max_decimal_places")
+    return value.quantize(RATE_QUANTUM)
+
+
+def _whole_number(value, *, max_digits: int) -> int | None:
+    """``value`` as a whole number of ASCII digits (an int or such a text; never a bool), or
+    ``None``: the caller says what it should have been."""
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        return None
+    text = str(value).strip()
+    if not (text.isascii() and text.isdigit()) or len(text) > max_digits:
+        return None
+    return int(text)
 
 
 def clean_config_value(field: str, value):
     if field == "revenue_percentage":
-        value = to_decimal(value, field=field)
-        if not (ZERO < value <= 1):
-            raise field_error(field, "The revenue percentage is a fraction: more than 0, at most 1 (100%).",
-                              code="out_of_range")
-        if value != value.quantize(Decimal("0.0001"), rounding=ROUND_DOWN):
-            raise field_error(field, "The revenue percentage has at most 4 decimal places (0.0001 = 0.01%).",
-                              code="max_decimal_places")
-        return value.quantize(Decimal("0.0001"))
+        return _fraction(field, value, label="revenue percentage", in_range=lambda v: ZERO < v <= 1,
+                         range_text="more than 0, at most 1 (100%)", places_hint=" (0.0001 = 0.01%)")
     if field == "max_slippage":
-        value = to_decimal(value, field=field)
-        if not (ZERO <= value < 1):
-            raise field_error(field, "The maximum slippage is a fraction: at least 0, less than 1.",
-                              code="out_of_range")
-        if value != value.quantize(Decimal("0.0001"), rounding=ROUND_DOWN):
-            raise field_error(field, "The maximum slippage has at most 4 decimal places.",
-                              code="max_decimal_places")
-        return value.quantize(Decimal("0.0001"))
+        return _fraction(field, value, label="maximum slippage", in_range=lambda v: ZERO <= v < 1,
+                         range_text="at least 0, less than 1")
     if field in ("max_price_deviation", "max_price_impact"):
         label = "maximum price deviation" if field == "max_price_deviation" else "maximum price impact"
-        value = to_decimal(value, field=field)
-        if not (ZERO < value < 1):
-            raise field_error(field, f"The {label} is a fraction: more than 0, less than 1.", code="out_of_range")
-        if value != value.quantize(Decimal("0.0001"), rounding=ROUND_DOWN):
-            raise field_error(field, f"The {label} has at most 4 decimal places.", code="max_decimal_places")
-        return value.quantize(Decimal("0.0001"))
+        return _fraction(field, value, label=label, in_range=lambda v: ZERO < v < 1,
+                         range_text="more than 0, less than 1")
     if field == "twap_window_seconds":
-        if isinstance(value, bool) or not isinstance(value, int | str):
+        value = _whole_number(value, max_digits=6)
+        if value is None:
             raise field_error(field, "The TWAP window is a whole number of seconds.", code="invalid_integer")
-        text = str(value).strip()
-        if not (text.isascii() and text.isdigit()) or len(text) > 6:
-            raise field_error(field, "The TWAP window is a whole number of seconds.", code="invalid_integer")
-        value = int(text)
         low, high = TWAP_WINDOW_RANGE
         if not (low <= value <= high):
             raise field_error(field, f"The TWAP window is {low} to {high} seconds.", code="out_of_range")
@@ -92,12 +95,9 @@ def clean_config_value(field: str, value):
         return clean_gwei(field, value)
     if field in SECONDS_LIMITS:
         low, high = SECONDS_LIMITS[field]
-        if isinstance(value, bool) or not isinstance(value, int | str):
+        seconds = _whole_number(value, max_digits=9)
+        if seconds is None:
             raise field_error(field, f"{field} is a whole number of seconds.", code="invalid")
-        text = str(value).strip()
-        if not (text.isascii() and text.isdigit() and len(text) <= 9):
-            raise field_error(field, f"{field} is a whole number of seconds.", code="invalid")
-        seconds = int(text)
         if not low <= seconds <= high:
             raise field_error(field, f"{field} is between {low} and {high} seconds.", code="out_of_range")
         return seconds
