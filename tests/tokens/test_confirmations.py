@@ -20,7 +20,7 @@ from tokens.chain.config import ChainConfigError, config_from_settings
 from tokens.models import BuyOrder, ChainTransaction
 from tokens.services import buy_order_execute, buy_order_reconcile, revenue_track
 
-from .test_tx_layer import approve_router, hold_transactions, make_stuck, mine, swap_rows
+from .test_tx_layer import make_stuck, mine, stuck_order, swap_rows
 
 Tx = ChainTransaction
 
@@ -30,16 +30,6 @@ def use_client(chain, *, confirmations: int, receipt_timeout: float = 0.3) -> Ch
                                       confirmations=confirmations), w3=chain.w3)
     runtime.chain_client_set(client)
     return client
-
-
-def swap_in_a_block(chain) -> BuyOrder:
-    """A buy whose swap the node holds (the buy gives up waiting: unknown outcome, pending)."""
-    revenue_track(source="other", amount="10000")
-    approve_router(chain)
-    hold_transactions(chain)
-    result = buy_order_execute()
-    assert result.code == "unknown_outcome", result
-    return BuyOrder.objects.get()
 
 
 def backdate(order: BuyOrder) -> None:
@@ -63,7 +53,7 @@ def test_a_bad_setting_is_refused_with_its_name(value):
 def test_a_swap_counts_as_mined_only_once_deep_enough_and_is_never_replaced_meanwhile(config, chain, sleeps):
     client = use_client(chain, confirmations=2)
     before = chain.client().balances()
-    order = swap_in_a_block(chain)
+    order = stuck_order(chain)
     [swap] = swap_rows(order)
     mine(chain)  # the swap's block
     block = chain.w3.eth.get_transaction_receipt(swap.tx_hash)["blockNumber"]
@@ -88,7 +78,7 @@ def test_a_swap_counts_as_mined_only_once_deep_enough_and_is_never_replaced_mean
 def test_a_swap_reorganised_away_before_it_is_deep_enough_is_sent_again_and_paid_once(config, chain, sleeps):
     client = use_client(chain, confirmations=2)
     before = chain.client().balances()
-    order = swap_in_a_block(chain)
+    order = stuck_order(chain)
     [swap] = swap_rows(order)
     tester = chain.w3.provider.ethereum_tester
     fork_point = tester.take_snapshot()

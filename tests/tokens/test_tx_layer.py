@@ -22,6 +22,7 @@ from web3 import Web3
 from web3.middleware import Web3Middleware
 
 from tests import chain_clock
+from tests.concurrency import run_concurrently
 from tokens.buy_orders import chain_sweep
 from tokens.chain import ChainClient, ChainTransportError, runtime
 from tokens.chain.artifacts import load_artifact
@@ -526,8 +527,6 @@ def test_the_nonce_row_never_hands_out_a_nonce_twice_under_20_threads():
     address = Web3.to_checksum_address("0x" + "11" * 20)
     counter = iter(range(1, 10**6))
     counter_lock = threading.Lock()
-    errors: list[BaseException] = []
-    start = threading.Barrier(20)
 
     def sign(nonce: int) -> SignedTx:
         with counter_lock:
@@ -535,21 +534,11 @@ def test_the_nonce_row_never_hands_out_a_nonce_twice_under_20_threads():
         return fake_signed(nonce, n)
 
     def work() -> None:
-        try:
-            start.wait()
-            for _ in range(5):
-                tx = DbLedger().record(sender=address, chain_id=1, pending_nonce=0, sign=sign, purpose="other")
-                DbLedger().sent(tx)
-        except BaseException as exc:  # collected for the assertion
-            errors.append(exc)
-        finally:
-            connection.close()
+        for _ in range(5):
+            tx = DbLedger().record(sender=address, chain_id=1, pending_nonce=0, sign=sign, purpose="other")
+            DbLedger().sent(tx)
 
-    threads = [threading.Thread(target=work) for _ in range(20)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    _, errors = run_concurrently(work, 20)
 
     assert errors == []
     assert sorted(Tx.objects.values_list("nonce", flat=True)) == list(range(100))
